@@ -1,0 +1,5 @@
+//! One service per capability.
+
+pub(crate) mod auth;
+pub(crate) mod conversations;
+pub(crate) mod messages;
