@@ -1,1 +1,17 @@
+//! # confab-realtime
+//!
+//! The WebSocket side of Confab: one socket per device, the [`Hub`] that knows which sockets
+//! belong to which user on this instance, and [`InProcessPublisher`], the `EventPublisher` that
+//! fans committed events out to them.
+//!
+//! Fan-out serializes each event once and hands the same bytes to every socket, each of which
+//! has a bounded outbound queue: a client too slow to drain it is disconnected rather than
+//! allowed to grow the server's memory.
 
+mod hub;
+mod publisher;
+mod session;
+
+pub use hub::{Hub, Outbound};
+pub use publisher::InProcessPublisher;
+pub use session::{SocketConfig, start_socket};

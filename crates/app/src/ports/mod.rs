@@ -6,6 +6,7 @@ mod events;
 mod messages;
 mod conversations;
 mod credentials;
+mod probe;
 mod users;
 
 pub use clock::{Clock, SystemClock};
@@ -13,13 +14,14 @@ pub use conversations::ConversationRepository;
 pub use credentials::{AccessToken, PasswordHasher, TokenError, TokenIssuer};
 pub use events::EventPublisher;
 pub use messages::{Appended, MessageRepository, NewMessage};
+pub use probe::Probe;
 pub use users::{NewUser, UserCredentials, UserRepository};
 
 #[cfg(feature = "mocks")]
 pub use {
     clock::MockClock, conversations::MockConversationRepository,
     credentials::{MockPasswordHasher, MockTokenIssuer}, events::MockEventPublisher,
-    messages::MockMessageRepository, users::MockUserRepository,
+    messages::MockMessageRepository, probe::MockProbe, users::MockUserRepository,
 };
 
 /// Why a repository call failed, in terms the use cases can act on.

@@ -1,0 +1,117 @@
+use chrono::{DateTime, Utc};
+use confab_domain::{ConversationKind, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{Message, User};
+
+/// A conversation as one member sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Conversation {
+    /// Id.
+    pub id: Uuid,
+    /// `direct`, `group` or `room`.
+    #[schema(value_type = String, example = "group")]
+    pub kind: ConversationKind,
+    /// Name of a group or room; `null` for direct conversations.
+    pub name: Option<String>,
+    /// Topic line.
+    pub topic: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last activity; lists are sorted by it, newest first.
+    pub updated_at: DateTime<Utc>,
+    /// Seq of the newest message, 0 when empty.
+    pub last_seq: u64,
+    /// The newest message.
+    pub last_message: Option<Message>,
+    /// Messages from others the caller has not read (deleted ones excluded).
+    pub unread_count: u64,
+    /// Every member.
+    pub members: Vec<Member>,
+    /// The caller's role.
+    #[schema(value_type = String, example = "member")]
+    pub my_role: Role,
+}
+
+/// A member and their cursors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    /// The account.
+    pub user: User,
+    /// `owner`, `admin`, `moderator` or `member`.
+    #[schema(value_type = String, example = "member")]
+    pub role: Role,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+    /// Highest seq they have read.
+    pub read_seq: u64,
+    /// Highest seq delivered to one of their devices.
+    pub delivered_seq: u64,
+    /// Muted until then, if muted.
+    pub muted_until: Option<DateTime<Utc>>,
+}
+
+impl Conversation {
+    /// The view of `viewer`: their own entry in `members` carries their email.
+    pub fn from_view(view: &confab_app::ConversationView) -> Self {
+        let conversation = &view.conversation;
+        Self {
+            id: conversation.id.as_uuid(),
+            kind: conversation.kind,
+            name: conversation.name.clone(),
+            topic: conversation.topic.clone(),
+            created_at: conversation.created_at,
+            updated_at: conversation.updated_at,
+            last_seq: conversation.last_seq.value(),
+            last_message: view.last_message.as_ref().map(Message::from),
+            unread_count: view.unread_count,
+            members: view
+                .members
+                .iter()
+                .map(|m| Member {
+                    user: User::public(&m.user),
+                    role: m.member.role,
+                    joined_at: m.member.joined_at,
+                    read_seq: m.member.read_seq.value(),
+                    delivered_seq: m.member.delivered_seq.value(),
+                    muted_until: m.member.muted_until,
+                })
+                .collect(),
+            my_role: view.my_role,
+        }
+    }
+}
+
+/// `POST /api/v1/conversations/groups`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateGroupRequest {
+    /// 1–100 characters.
+    pub name: String,
+    /// Usernames to add; the caller becomes owner.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/read`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct MarkReadRequest {
+    /// Everything up to this seq is read.
+    pub seq: u64,
+}
+
+/// The caller's read state in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReadState {
+    /// Their read cursor.
+    pub read_seq: u64,
+    /// Their unread count.
+    pub unread_count: u64,
+}
+
+impl From<confab_app::ReadState> for ReadState {
+    fn from(state: confab_app::ReadState) -> Self {
+        Self { read_seq: state.read_seq.value(), unread_count: state.unread_count }
+    }
+}

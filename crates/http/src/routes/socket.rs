@@ -1,0 +1,40 @@
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use confab_api::ErrorBody;
+use serde::Deserialize;
+
+use crate::caller::{authenticate, bearer_token};
+use crate::{ApiError, HttpState};
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Open the WebSocket of this device. The token comes in the `Authorization` header or, for
+/// browsers, as `?token=`; a bad one is refused with 401 before the upgrade. The frames are
+/// described in `asyncapi.json`.
+#[utoipa::path(
+    tag = "realtime",
+    security(("bearer" = []), ()),
+    params(("token" = Option<String>, Query, description = "Access token, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, expired or forged token", body = ErrorBody),
+    )
+)]
+#[get("/ws")]
+pub(crate) async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<HttpState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
+    let token = bearer_token(&req).or_else(|| query.as_ref().and_then(|q| q.token.as_deref()));
+    let user = authenticate(&req, token)?;
+    let state = state.into_inner();
+    confab_realtime::start_socket(&req, body, user, state.services.clone(), state.hub.clone(), state.socket)
+        .map_err(|error| {
+            ApiError::new(confab_api::ErrorCode::BadRequest, format!("not a WebSocket handshake: {error}")).into()
+        })
+}

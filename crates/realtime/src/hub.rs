@@ -1,0 +1,137 @@
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytestring::ByteString;
+use confab_app::SessionId;
+use confab_domain::UserId;
+use tokio::sync::{Notify, mpsc};
+
+/// One serialized frame on its way to a socket. Cloning shares the bytes.
+pub type Outbound = ByteString;
+
+/// This instance's connected sockets, by user.
+///
+/// Only short critical sections run under the lock (no await, no I/O): delivering is a
+/// non-blocking `try_send` per socket.
+#[derive(Debug, Default)]
+pub struct Hub {
+    sockets: RwLock<HashMap<UserId, HashMap<SessionId, SocketHandle>>>,
+}
+
+/// The hub's end of one socket.
+#[derive(Debug, Clone)]
+pub(crate) struct SocketHandle {
+    outbound: mpsc::Sender<Outbound>,
+    /// Rung when the socket fell too far behind; the socket then closes itself.
+    overflow: Arc<Notify>,
+}
+
+impl SocketHandle {
+    pub(crate) fn new(outbound: mpsc::Sender<Outbound>, overflow: Arc<Notify>) -> Self {
+        Self { outbound, overflow }
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn register(&self, user: UserId, session: SessionId, handle: SocketHandle) {
+        let mut sockets = self.sockets.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        sockets.entry(user).or_default().insert(session, handle);
+    }
+
+    pub(crate) fn unregister(&self, user: UserId, session: SessionId) {
+        let mut sockets = self.sockets.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sessions) = sockets.get_mut(&user) {
+            sessions.remove(&session);
+            if sessions.is_empty() {
+                sockets.remove(&user);
+            }
+        }
+    }
+
+    /// How many sockets `user` has open on this instance.
+    pub fn socket_count(&self, user: UserId) -> usize {
+        let sockets = self.sockets.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        sockets.get(&user).map_or(0, HashMap::len)
+    }
+
+    /// Queues `frame` on every socket of every user in `recipients`, except `skip`. A socket
+    /// whose queue is full is told to close: it will recover with `sync` when it reconnects.
+    pub fn fan_out(&self, recipients: &[UserId], skip: Option<SessionId>, frame: &Outbound) {
+        let sockets = self.sockets.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for user in recipients {
+            let Some(sessions) = sockets.get(user) else { continue };
+            for (session, handle) in sessions {
+                if Some(*session) == skip {
+                    continue;
+                }
+                if let Err(mpsc::error::TrySendError::Full(_)) = handle.outbound.try_send(frame.clone()) {
+                    tracing::warn!(%session, "outbound queue full; disconnecting slow client");
+                    handle.overflow.notify_one();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn socket(capacity: usize) -> (SocketHandle, mpsc::Receiver<Outbound>, Arc<Notify>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let overflow = Arc::new(Notify::new());
+        (SocketHandle::new(tx, overflow.clone()), rx, overflow)
+    }
+
+    #[tokio::test]
+    async fn fan_out_reaches_every_socket_of_every_recipient_but_the_origin() {
+        let hub = Hub::new();
+        let (ann, bob, eve) = (UserId::generate(), UserId::generate(), UserId::generate());
+        let (tab1, tab2, bob_tab, eve_tab) = (SessionId::generate(), SessionId::generate(), SessionId::generate(), SessionId::generate());
+        let (h1, mut r1, _) = socket(4);
+        let (h2, mut r2, _) = socket(4);
+        let (h3, mut r3, _) = socket(4);
+        let (h4, mut r4, _) = socket(4);
+        hub.register(ann, tab1, h1);
+        hub.register(ann, tab2, h2);
+        hub.register(bob, bob_tab, h3);
+        hub.register(eve, eve_tab, h4);
+        hub.fan_out(&[ann, bob], Some(tab1), &ByteString::from("frame"));
+        assert!(r1.try_recv().is_err(), "origin socket gets an ack, not a copy");
+        assert_eq!(r2.try_recv().unwrap(), "frame");
+        assert_eq!(r3.try_recv().unwrap(), "frame");
+        assert!(r4.try_recv().is_err(), "non-recipients get nothing");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_asks_the_socket_to_close_instead_of_growing() {
+        let hub = Hub::new();
+        let user = UserId::generate();
+        let (handle, mut rx, overflow) = socket(1);
+        hub.register(user, SessionId::generate(), handle);
+        hub.fan_out(&[user], None, &ByteString::from("one"));
+        hub.fan_out(&[user], None, &ByteString::from("two"));
+        tokio::time::timeout(std::time::Duration::from_secs(1), overflow.notified()).await.unwrap();
+        assert_eq!(rx.try_recv().unwrap(), "one");
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn unregistering_the_last_socket_forgets_the_user() {
+        let hub = Hub::new();
+        let user = UserId::generate();
+        let session = SessionId::generate();
+        let (handle, _rx, _) = socket(1);
+        hub.register(user, session, handle);
+        assert_eq!(hub.socket_count(user), 1);
+        hub.unregister(user, session);
+        assert_eq!(hub.socket_count(user), 0);
+        assert!(hub.sockets.read().unwrap().is_empty());
+    }
+}

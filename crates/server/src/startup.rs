@@ -1,0 +1,109 @@
+//! Wiring: adapters built from the configuration, handed to the services, mounted on the HTTP
+//! server. Reading this file shows the whole system.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use async_trait::async_trait;
+use confab_app::ports::{Probe, SystemClock};
+use confab_app::{Ports, Services};
+use confab_auth::{Argon2Hasher, JwtIssuer};
+use confab_http::HttpState;
+use confab_persistence::{DatabaseConnection, SqlConversationRepository, SqlMessageRepository, SqlUserRepository};
+use confab_realtime::{Hub, InProcessPublisher};
+
+use crate::Config;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] confab_persistence::DbErr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A configured server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+/// `/readyz` asks the database for a round trip.
+struct DatabaseProbe(DatabaseConnection);
+
+#[async_trait]
+impl Probe for DatabaseProbe {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        confab_persistence::ping(&self.0).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Application {
+    /// Connects to the database, applies pending migrations, builds every adapter and service,
+    /// and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let db = confab_persistence::connect(&config.database_url).await?;
+        confab_persistence::migrate_up(&db).await?;
+
+        let hub = Arc::new(Hub::new());
+        let services = Services::new(Ports {
+            users: Arc::new(SqlUserRepository::new(db.clone())),
+            conversations: Arc::new(SqlConversationRepository::new(db.clone())),
+            messages: Arc::new(SqlMessageRepository::new(db.clone())),
+            events: Arc::new(InProcessPublisher::new(hub.clone())),
+            hasher: Arc::new(Argon2Hasher),
+            tokens: Arc::new(JwtIssuer::new(
+                &config.jwt_secret,
+                chrono::Duration::seconds(i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX)),
+            )),
+            clock: Arc::new(SystemClock),
+        });
+        let state = HttpState {
+            services,
+            hub,
+            socket: config.socket,
+            probes: vec![Arc::new(DatabaseProbe(db))],
+        };
+
+        let listener =
+            TcpListener::bind(config.bind).map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?.port();
+        let server = HttpServer::new(move || confab_http::app(state.clone()))
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { addr: config.bind, source })?
+            .run();
+        tracing::info!(address = %config.bind, port, "confab is listening");
+        Ok(Self { port, server })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop (SIGINT or SIGTERM), then finishes in-flight
+    /// requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
