@@ -118,7 +118,19 @@ impl Socket {
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
         loop {
+            // Biased, in this order: a socket told to close closes at once; frames already
+            // queued for the client go out before the answer to a frame read after them, so a
+            // client's `ping` is answered only once everything queued before it was sent.
             tokio::select! {
+                biased;
+                () = overflow.notified() => {
+                    return Exit::Close(CloseCode::Policy, "too slow: outbound queue full");
+                }
+                Some(frame) = queue.recv() => {
+                    if self.session.text(frame).await.is_err() {
+                        return Exit::ClientLeft;
+                    }
+                }
                 incoming = stream.recv() => {
                     let message = match incoming {
                         None => return Exit::ClientLeft,
@@ -151,14 +163,6 @@ impl Socket {
                     if sent.is_err() {
                         return Exit::ClientLeft;
                     }
-                }
-                Some(frame) = queue.recv() => {
-                    if self.session.text(frame).await.is_err() {
-                        return Exit::ClientLeft;
-                    }
-                }
-                () = overflow.notified() => {
-                    return Exit::Close(CloseCode::Policy, "too slow: outbound queue full");
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() >= self.config.heartbeat * 2 {

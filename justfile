@@ -1,0 +1,37 @@
+# Every recipe CI runs; `just ci` is CI. The steps live in .ci/run so the two cannot differ.
+
+# Run every CI step.
+ci:
+    bash .ci/run
+
+# Check formatting.
+fmt:
+    bash .ci/run fmt
+
+# Lint with warnings as errors.
+clippy:
+    bash .ci/run clippy
+
+# The README's test command: SQLite and in-process fan-out, no services needed.
+test:
+    bash .ci/run test
+
+# The same suites against PostgreSQL and Redis (starting them if they are down).
+test-services:
+    bash .ci/run services test-services
+
+# Check that dependencies point inward.
+layering:
+    bash .ci/run layering
+
+# Check that openapi/ matches the code.
+drift:
+    bash .ci/run drift
+
+# Regenerate openapi/ from the code.
+openapi:
+    cargo run -p confab-server -- openapi
+
+# Run the server (SQLite in ./data).
+run:
+    cargo run --release
