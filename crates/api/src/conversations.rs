@@ -12,7 +12,7 @@ pub struct Conversation {
     /// Id.
     pub id: Uuid,
     /// `direct`, `group` or `room`.
-    #[schema(value_type = String, example = "group")]
+    #[schema(schema_with = crate::schema::conversation_kind)]
     pub kind: ConversationKind,
     /// Name of a group or room; `null` for direct conversations.
     pub name: Option<String>,
@@ -31,7 +31,7 @@ pub struct Conversation {
     /// Every member.
     pub members: Vec<Member>,
     /// The caller's role.
-    #[schema(value_type = String, example = "member")]
+    #[schema(schema_with = crate::schema::role)]
     pub my_role: Role,
 }
 
@@ -41,7 +41,7 @@ pub struct Member {
     /// The account.
     pub user: User,
     /// `owner`, `admin`, `moderator` or `member`.
-    #[schema(value_type = String, example = "member")]
+    #[schema(schema_with = crate::schema::role)]
     pub role: Role,
     /// When they joined.
     pub joined_at: DateTime<Utc>,

@@ -13,6 +13,7 @@ mod auth;
 mod conversations;
 mod error;
 mod messages;
+mod schema;
 pub mod ws;
 
 pub use auth::{LoginRequest, Session, SignupRequest, User};

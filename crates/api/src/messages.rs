@@ -16,7 +16,7 @@ pub struct Message {
     /// Who sent it.
     pub sender_id: Uuid,
     /// `text`, `image` or `system`.
-    #[schema(value_type = String, example = "text")]
+    #[schema(schema_with = crate::schema::message_kind)]
     pub kind: MessageKind,
     /// The text; `null` once deleted.
     pub body: Option<String>,

@@ -14,8 +14,6 @@ mod state;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
-use utoipa::OpenApi as _;
-use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use caller::Caller;
@@ -27,12 +25,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// The OpenAPI document of every route, generated from the handlers themselves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = App::new()
-        .into_utoipa_app()
-        .openapi(routes::ApiDoc::openapi())
-        .configure(routes::mount)
-        .split_for_parts();
-    api
+    routes::collect(App::new()).1
 }
 
 /// The whole HTTP application over `state`: API routes, health, OpenAPI and docs, with request
@@ -48,15 +41,13 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let (app, api) = App::new()
-        .app_data(web::Data::new(state))
-        .app_data(error::json_config())
-        .app_data(error::path_config())
-        .app_data(error::query_config())
-        .into_utoipa_app()
-        .openapi(routes::ApiDoc::openapi())
-        .configure(routes::mount)
-        .split_for_parts();
+    let (app, api) = routes::collect(
+        App::new()
+            .app_data(web::Data::new(state))
+            .app_data(error::json_config())
+            .app_data(error::path_config())
+            .app_data(error::query_config()),
+    );
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .default_service(web::to(error::unknown_route))
         .wrap(logging::request_logger())

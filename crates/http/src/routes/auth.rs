@@ -41,6 +41,8 @@ pub(crate) async fn signup(
         (status = 200, description = "Signed in", body = Session),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong login or password", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
     )
 )]
 #[post("/auth/login")]

@@ -52,6 +52,7 @@ pub(crate) async fn history(
         (status = 404, description = "No such conversation, or not a member", body = ErrorBody),
         (status = 409, description = "`client_msg_id` already used in another conversation", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Empty or too long body, bad `client_msg_id`", body = ErrorBody),
     )
 )]
