@@ -56,7 +56,10 @@ impl User {
 
     /// The account as its owner sees it, with the email.
     pub fn own(user: &confab_domain::User) -> Self {
-        Self { email: Some(user.email.as_str().to_owned()), ..Self::public(user) }
+        Self {
+            email: Some(user.email.as_str().to_owned()),
+            ..Self::public(user)
+        }
     }
 }
 

@@ -112,6 +112,9 @@ pub struct ReadState {
 
 impl From<confab_app::ReadState> for ReadState {
     fn from(state: confab_app::ReadState) -> Self {
-        Self { read_seq: state.read_seq.value(), unread_count: state.unread_count }
+        Self {
+            read_seq: state.read_seq.value(),
+            unread_count: state.unread_count,
+        }
     }
 }

@@ -68,7 +68,13 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// An error body with no details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: ErrorDetail { code, message: message.into(), details: None } }
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                details: None,
+            },
+        }
     }
 
     /// The one mapping of use-case errors to what clients see. Internal causes are not
@@ -88,7 +94,9 @@ impl ErrorBody {
                 for error in errors.errors() {
                     // Several problems with one field read as one sentence.
                     let message = match details.get(error.field) {
-                        Some(serde_json::Value::String(earlier)) => format!("{earlier}; {}", error.message),
+                        Some(serde_json::Value::String(earlier)) => {
+                            format!("{earlier}; {}", error.message)
+                        }
                         _ => error.message.clone(),
                     };
                     details.insert(error.field.to_owned(), serde_json::Value::String(message));

@@ -42,7 +42,10 @@ impl From<&confab_domain::Message> for Message {
             kind: message.kind,
             body: message.body.clone(),
             attachments: Vec::new(),
-            client_msg_id: message.client_msg_id.as_ref().map(|id| id.as_str().to_owned()),
+            client_msg_id: message
+                .client_msg_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
             created_at: message.created_at,
             edited_at: message.edited_at,
             deleted_at: message.deleted_at,
@@ -84,6 +87,9 @@ pub struct MessagePage {
 
 impl From<&confab_app::MessagePage> for MessagePage {
     fn from(page: &confab_app::MessagePage) -> Self {
-        Self { messages: page.messages.iter().map(Message::from).collect(), has_more: page.has_more }
+        Self {
+            messages: page.messages.iter().map(Message::from).collect(),
+            has_more: page.has_more,
+        }
     }
 }

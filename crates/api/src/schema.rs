@@ -17,11 +17,21 @@ pub(crate) fn message_kind() -> ObjectBuilder {
 }
 
 pub(crate) fn conversation_kind() -> ObjectBuilder {
-    let all = [ConversationKind::Direct, ConversationKind::Group, ConversationKind::Room];
-    string_enum("Direct chat, private group or public room.", &all.map(ConversationKind::as_str))
+    let all = [
+        ConversationKind::Direct,
+        ConversationKind::Group,
+        ConversationKind::Room,
+    ];
+    string_enum(
+        "Direct chat, private group or public room.",
+        &all.map(ConversationKind::as_str),
+    )
 }
 
 pub(crate) fn role() -> ObjectBuilder {
     let all = [Role::Owner, Role::Admin, Role::Moderator, Role::Member];
-    string_enum("A member's standing, most powerful first.", &all.map(Role::as_str))
+    string_enum(
+        "A member's standing, most powerful first.",
+        &all.map(Role::as_str),
+    )
 }

@@ -184,7 +184,12 @@ impl ServerFrame {
 
 impl From<FrameError> for ServerFrame {
     fn from(error: FrameError) -> Self {
-        Self::Error { reference: error.reference, code: error.code, message: error.message, details: None }
+        Self::Error {
+            reference: error.reference,
+            code: error.code,
+            message: error.message,
+            details: None,
+        }
     }
 }
 
@@ -203,9 +208,16 @@ mod tests {
         assert_eq!(envelope.reference.as_deref(), Some("r1"));
         assert_eq!(
             envelope.frame,
-            ClientFrame::MessageSend { conversation_id: id, body: Some("hi".into()), client_msg_id: None }
+            ClientFrame::MessageSend {
+                conversation_id: id,
+                body: Some("hi".into()),
+                client_msg_id: None
+            }
         );
-        assert_eq!(ClientEnvelope::parse(r#"{"type":"ping"}"#).unwrap().frame, ClientFrame::Ping {});
+        assert_eq!(
+            ClientEnvelope::parse(r#"{"type":"ping"}"#).unwrap().frame,
+            ClientFrame::Ping {}
+        );
     }
 
     #[test]
@@ -214,9 +226,21 @@ mod tests {
             ("not json", None, "not valid JSON"),
             ("[1,2]", None, "JSON object"),
             (r#"{"ref":"a"}"#, Some("a"), "no string `type`"),
-            (r#"{"ref":"b","type":"launch.rocket"}"#, Some("b"), "unknown frame type"),
-            (r#"{"ref":"c","type":"message.read","seq":1}"#, Some("c"), "conversation_id"),
-            (r#"{"ref":7,"type":"message.read","conversation_id":"x","seq":1}"#, Some("7"), "invalid frame"),
+            (
+                r#"{"ref":"b","type":"launch.rocket"}"#,
+                Some("b"),
+                "unknown frame type",
+            ),
+            (
+                r#"{"ref":"c","type":"message.read","seq":1}"#,
+                Some("c"),
+                "conversation_id",
+            ),
+            (
+                r#"{"ref":7,"type":"message.read","conversation_id":"x","seq":1}"#,
+                Some("7"),
+                "invalid frame",
+            ),
         ];
         for (text, reference, needle) in cases {
             let error = ClientEnvelope::parse(text).unwrap_err();
@@ -230,7 +254,11 @@ mod tests {
     fn ack_frames_roundtrip_through_json() {
         let frame = ServerFrame::Ack {
             reference: Some("r".into()),
-            result: AckResult::Read { conversation_id: Uuid::now_v7(), read_seq: 3, unread_count: 0 },
+            result: AckResult::Read {
+                conversation_id: Uuid::now_v7(),
+                read_seq: 3,
+                unread_count: 0,
+            },
         };
         let text = serde_json::to_string(&frame).unwrap();
         assert!(text.contains(r#""type":"ack""#) && text.contains(r#""ref":"r""#));

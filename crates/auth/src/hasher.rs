@@ -14,7 +14,9 @@ pub struct Argon2Hasher;
 async fn off_the_async_threads<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| AppError::Internal(Box::new(e)))?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::Internal(Box::new(e)))?
 }
 
 #[async_trait]
@@ -53,18 +55,34 @@ mod tests {
         let password = Password::parse("correct horse battery").unwrap();
         let hash = Argon2Hasher.hash(&password).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(Argon2Hasher.verify("correct horse battery", &hash).await.unwrap());
-        assert!(!Argon2Hasher.verify("wrong horse battery", &hash).await.unwrap());
+        assert!(
+            Argon2Hasher
+                .verify("correct horse battery", &hash)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !Argon2Hasher
+                .verify("wrong horse battery", &hash)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
     async fn the_same_password_hashes_differently_each_time() {
         let password = Password::parse("correct horse battery").unwrap();
-        assert_ne!(Argon2Hasher.hash(&password).await.unwrap(), Argon2Hasher.hash(&password).await.unwrap());
+        assert_ne!(
+            Argon2Hasher.hash(&password).await.unwrap(),
+            Argon2Hasher.hash(&password).await.unwrap()
+        );
     }
 
     #[tokio::test]
     async fn a_corrupt_stored_hash_is_an_internal_error_not_a_match() {
-        assert!(matches!(Argon2Hasher.verify("anything", "not-a-hash").await, Err(AppError::Internal(_))));
+        assert!(matches!(
+            Argon2Hasher.verify("anything", "not-a-hash").await,
+            Err(AppError::Internal(_))
+        ));
     }
 }

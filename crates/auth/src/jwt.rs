@@ -28,7 +28,9 @@ pub struct JwtIssuer {
 
 impl std::fmt::Debug for JwtIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtIssuer").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("JwtIssuer")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,16 +61,18 @@ impl TokenIssuer for JwtIssuer {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(Box::new(e)))?;
-        Ok(AccessToken { token, expires_in: u64::try_from(self.ttl.num_seconds()).unwrap_or(0) })
+        Ok(AccessToken {
+            token,
+            expires_in: u64::try_from(self.ttl.num_seconds()).unwrap_or(0),
+        })
     }
 
     fn verify(&self, token: &str) -> Result<UserId, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            })?;
         data.claims.sub.parse().map_err(|_| TokenError::Invalid)
     }
 }

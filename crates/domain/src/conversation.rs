@@ -35,7 +35,10 @@ impl FromStr for ConversationKind {
             "direct" => Ok(Self::Direct),
             "group" => Ok(Self::Group),
             "room" => Ok(Self::Room),
-            _ => Err(ValidationError::new("kind", "must be direct, group or room")),
+            _ => Err(ValidationError::new(
+                "kind",
+                "must be direct, group or room",
+            )),
         }
     }
 }
@@ -103,7 +106,10 @@ impl FromStr for Role {
             "admin" => Ok(Self::Admin),
             "moderator" => Ok(Self::Moderator),
             "member" => Ok(Self::Member),
-            _ => Err(ValidationError::new("role", "must be owner, admin, moderator or member")),
+            _ => Err(ValidationError::new(
+                "role",
+                "must be owner, admin, moderator or member",
+            )),
         }
     }
 }
@@ -188,7 +194,10 @@ impl DirectPair {
                 "a direct conversation needs another user",
             ));
         }
-        Ok(Self { low: a.min(b), high: a.max(b) })
+        Ok(Self {
+            low: a.min(b),
+            high: a.max(b),
+        })
     }
 
     /// A stable key for the pair, the same whichever user asks; storage keeps it unique.
@@ -209,7 +218,11 @@ mod tests {
 
     #[test]
     fn kind_and_role_names_roundtrip() {
-        for kind in [ConversationKind::Direct, ConversationKind::Group, ConversationKind::Room] {
+        for kind in [
+            ConversationKind::Direct,
+            ConversationKind::Group,
+            ConversationKind::Room,
+        ] {
             assert_eq!(kind.as_str().parse::<ConversationKind>().unwrap(), kind);
         }
         for role in [Role::Owner, Role::Admin, Role::Moderator, Role::Member] {

@@ -35,7 +35,10 @@ impl FromStr for MessageKind {
             "text" => Ok(Self::Text),
             "image" => Ok(Self::Image),
             "system" => Ok(Self::System),
-            _ => Err(ValidationError::new("kind", "must be text, image or system")),
+            _ => Err(ValidationError::new(
+                "kind",
+                "must be text, image or system",
+            )),
         }
     }
 }
@@ -97,7 +100,10 @@ impl Message {
         reader: UserId,
         read_seq: Seq,
     ) -> u64 {
-        messages.into_iter().filter(|m| m.is_unread_for(reader, read_seq)).count() as u64
+        messages
+            .into_iter()
+            .filter(|m| m.is_unread_for(reader, read_seq))
+            .count() as u64
     }
 }
 

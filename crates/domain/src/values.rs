@@ -34,10 +34,17 @@ impl Username {
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err(ValidationError::new(
                 "username",
-                format!("must be {} to {} characters long", Self::MIN_LEN, Self::MAX_LEN),
+                format!(
+                    "must be {} to {} characters long",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
+                ),
             ));
         }
-        if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
             return Err(ValidationError::new(
                 "username",
                 "may contain only letters a-z, digits and underscores",
@@ -79,7 +86,8 @@ impl Email {
     /// ```
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         let email = input.trim().to_lowercase();
-        let invalid = || ValidationError::new("email", "must be an email address like name@example.com");
+        let invalid =
+            || ValidationError::new("email", "must be an email address like name@example.com");
         if email.is_empty() || email.len() > Self::MAX_LEN {
             return Err(invalid());
         }
@@ -118,7 +126,11 @@ impl Password {
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err(ValidationError::new(
                 "password",
-                format!("must be {} to {} characters long", Self::MIN_LEN, Self::MAX_LEN),
+                format!(
+                    "must be {} to {} characters long",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
+                ),
             ));
         }
         Ok(Self(input.to_owned()))
@@ -150,11 +162,18 @@ fn bounded_text(
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if len > max {
-        return Err(ValidationError::new(field, format!("must be at most {max} characters long")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters long"),
+        ));
     }
-    let bad_char = |c: char| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t' || c == '\r'));
+    let bad_char =
+        |c: char| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t' || c == '\r'));
     if text.chars().any(bad_char) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -275,12 +294,23 @@ mod tests {
 
     #[test]
     fn username_is_lowercased_so_uniqueness_ignores_case() {
-        assert_eq!(Username::parse("ALICE").unwrap(), Username::parse("alice").unwrap());
+        assert_eq!(
+            Username::parse("ALICE").unwrap(),
+            Username::parse("alice").unwrap()
+        );
     }
 
     #[test]
     fn username_rejects_bad_lengths_and_characters() {
-        for bad in ["", "ab", &"a".repeat(33), "al ice", "al-ice", "élise", "bob!"] {
+        for bad in [
+            "",
+            "ab",
+            &"a".repeat(33),
+            "al ice",
+            "al-ice",
+            "élise",
+            "bob!",
+        ] {
             let error = Username::parse(bad).unwrap_err();
             assert_eq!(error.field, "username", "{bad:?}");
         }
@@ -288,7 +318,17 @@ mod tests {
 
     #[test]
     fn email_requires_local_part_and_dotted_domain() {
-        for bad in ["", "a", "@x.org", "a@", "a@b", "a@@b.org", "a b@c.org", "a@b..org", "a@.org"] {
+        for bad in [
+            "",
+            "a",
+            "@x.org",
+            "a@",
+            "a@b",
+            "a@@b.org",
+            "a b@c.org",
+            "a@b..org",
+            "a@.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Email::parse("first.last+tag@mail.example.co.uk").is_ok());

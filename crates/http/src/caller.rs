@@ -24,7 +24,8 @@ pub(crate) fn authenticate(req: &HttpRequest, token: Option<&str>) -> Result<Use
     let state = req
         .app_data::<web::Data<HttpState>>()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "internal server error"))?;
-    let token = token.ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing bearer token"))?;
+    let token =
+        token.ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing bearer token"))?;
     Ok(state.services.auth.authenticate(token)?)
 }
 

@@ -17,7 +17,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { body: ErrorBody::new(code, message), retry_after_secs: None }
+        Self {
+            body: ErrorBody::new(code, message),
+            retry_after_secs: None,
+        }
     }
 }
 
@@ -41,13 +44,17 @@ impl From<AppError> for ApiError {
             AppError::RateLimited { retry_after } => Some(retry_after.as_secs_f64().ceil() as u64),
             _ => None,
         };
-        Self { body: ErrorBody::from_app_error(&error), retry_after_secs }
+        Self {
+            body: ErrorBody::from_app_error(&error),
+            retry_after_secs,
+        }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.body.error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.body.error.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -68,19 +75,27 @@ pub(crate) fn json_config() -> web::JsonConfig {
 
 fn json_error(error: &JsonPayloadError) -> ApiError {
     match error {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json")
-        }
-        JsonPayloadError::Deserialize(e) if e.is_syntax() || e.is_eof() => {
-            ApiError::new(ErrorCode::BadRequest, format!("the body is not valid JSON: {e}"))
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::new(ErrorCode::BadRequest, format!("the body does not have the expected shape: {e}"))
-        }
-        other => ApiError::new(ErrorCode::BadRequest, format!("the body could not be read: {other}")),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as application/json",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_syntax() || e.is_eof() => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body is not valid JSON: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body does not have the expected shape: {e}"),
+        ),
+        other => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body could not be read: {other}"),
+        ),
     }
 }
 
@@ -92,12 +107,19 @@ pub(crate) fn path_config() -> web::PathConfig {
 
 pub(crate) fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|error: QueryPayloadError, _req| {
-        ApiError::new(ErrorCode::BadRequest, format!("invalid query string: {error}")).into()
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("invalid query string: {error}"),
+        )
+        .into()
     })
 }
 
 pub(crate) async fn unknown_route(req: HttpRequest) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path()))
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    )
 }
 
 impl actix_web::Responder for ApiError {

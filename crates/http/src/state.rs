@@ -19,6 +19,8 @@ pub struct HttpState {
 
 impl std::fmt::Debug for HttpState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpState").field("socket", &self.socket).finish_non_exhaustive()
+        f.debug_struct("HttpState")
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
     }
 }

@@ -39,12 +39,18 @@ impl Hub {
     }
 
     pub(crate) fn register(&self, user: UserId, session: SessionId, handle: SocketHandle) {
-        let mut sockets = self.sockets.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sockets = self
+            .sockets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         sockets.entry(user).or_default().insert(session, handle);
     }
 
     pub(crate) fn unregister(&self, user: UserId, session: SessionId) {
-        let mut sockets = self.sockets.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sockets = self
+            .sockets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(sessions) = sockets.get_mut(&user) {
             sessions.remove(&session);
             if sessions.is_empty() {
@@ -55,21 +61,31 @@ impl Hub {
 
     /// How many sockets `user` has open on this instance.
     pub fn socket_count(&self, user: UserId) -> usize {
-        let sockets = self.sockets.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sockets = self
+            .sockets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         sockets.get(&user).map_or(0, HashMap::len)
     }
 
     /// Queues `frame` on every socket of every user in `recipients`, except `skip`. A socket
     /// whose queue is full is told to close: it will recover with `sync` when it reconnects.
     pub fn fan_out(&self, recipients: &[UserId], skip: Option<SessionId>, frame: &Outbound) {
-        let sockets = self.sockets.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sockets = self
+            .sockets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for user in recipients {
-            let Some(sessions) = sockets.get(user) else { continue };
+            let Some(sessions) = sockets.get(user) else {
+                continue;
+            };
             for (session, handle) in sessions {
                 if Some(*session) == skip {
                     continue;
                 }
-                if let Err(mpsc::error::TrySendError::Full(_)) = handle.outbound.try_send(frame.clone()) {
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    handle.outbound.try_send(frame.clone())
+                {
                     tracing::warn!(%session, "outbound queue full; disconnecting slow client");
                     handle.overflow.notify_one();
                 }
@@ -93,7 +109,12 @@ mod tests {
     async fn fan_out_reaches_every_socket_of_every_recipient_but_the_origin() {
         let hub = Hub::new();
         let (ann, bob, eve) = (UserId::generate(), UserId::generate(), UserId::generate());
-        let (tab1, tab2, bob_tab, eve_tab) = (SessionId::generate(), SessionId::generate(), SessionId::generate(), SessionId::generate());
+        let (tab1, tab2, bob_tab, eve_tab) = (
+            SessionId::generate(),
+            SessionId::generate(),
+            SessionId::generate(),
+            SessionId::generate(),
+        );
         let (h1, mut r1, _) = socket(4);
         let (h2, mut r2, _) = socket(4);
         let (h3, mut r3, _) = socket(4);
@@ -103,7 +124,10 @@ mod tests {
         hub.register(bob, bob_tab, h3);
         hub.register(eve, eve_tab, h4);
         hub.fan_out(&[ann, bob], Some(tab1), &ByteString::from("frame"));
-        assert!(r1.try_recv().is_err(), "origin socket gets an ack, not a copy");
+        assert!(
+            r1.try_recv().is_err(),
+            "origin socket gets an ack, not a copy"
+        );
         assert_eq!(r2.try_recv().unwrap(), "frame");
         assert_eq!(r3.try_recv().unwrap(), "frame");
         assert!(r4.try_recv().is_err(), "non-recipients get nothing");
@@ -117,7 +141,9 @@ mod tests {
         hub.register(user, SessionId::generate(), handle);
         hub.fan_out(&[user], None, &ByteString::from("one"));
         hub.fan_out(&[user], None, &ByteString::from("two"));
-        tokio::time::timeout(std::time::Duration::from_secs(1), overflow.notified()).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), overflow.notified())
+            .await
+            .unwrap();
         assert_eq!(rx.try_recv().unwrap(), "one");
         assert!(rx.try_recv().is_err());
     }

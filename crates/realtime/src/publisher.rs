@@ -25,7 +25,9 @@ impl InProcessPublisher {
 /// The frame clients receive for an event.
 fn frame_for(event: &Event) -> ServerFrame {
     match event {
-        Event::MessageCreated { message, .. } => ServerFrame::MessageNew { message: message.into() },
+        Event::MessageCreated { message, .. } => ServerFrame::MessageNew {
+            message: message.into(),
+        },
     }
 }
 

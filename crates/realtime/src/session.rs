@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
 use bytestring::ByteString;
 use confab_api::ErrorBody;
 use confab_api::ws::{AckResult, ClientEnvelope, ClientFrame, ServerFrame};
@@ -28,7 +30,11 @@ pub struct SocketConfig {
 
 impl Default for SocketConfig {
     fn default() -> Self {
-        Self { heartbeat: Duration::from_secs(25), outbound_capacity: 256, max_frame_bytes: 64 * 1024 }
+        Self {
+            heartbeat: Duration::from_secs(25),
+            outbound_capacity: 256,
+            max_frame_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -52,7 +58,13 @@ pub fn start_socket(
     let overflow = Arc::new(Notify::new());
     // Registered before the upgrade completes, so nothing committed from now on is missed.
     hub.register(user, id, SocketHandle::new(outbound, overflow.clone()));
-    let socket = Socket { id, user, services, config, session };
+    let socket = Socket {
+        id,
+        user,
+        services,
+        config,
+        session,
+    };
     let span = tracing::info_span!("socket", session_id = %id, user_id = %user);
     actix_web::rt::spawn(
         async move {
@@ -90,7 +102,8 @@ impl Socket {
         let hello = ServerFrame::Hello {
             user_id: self.user.as_uuid(),
             session_id: self.id.as_uuid(),
-            heartbeat_interval_ms: u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+            heartbeat_interval_ms: u64::try_from(self.config.heartbeat.as_millis())
+                .unwrap_or(u64::MAX),
             server_time: chrono::Utc::now(),
         };
         let exit = if self.send(&hello).await.is_err() {
@@ -101,7 +114,10 @@ impl Socket {
         match exit {
             Exit::ClientLeft => "client left",
             Exit::Close(code, description) => {
-                let reason = CloseReason { code, description: Some(description.to_owned()) };
+                let reason = CloseReason {
+                    code,
+                    description: Some(description.to_owned()),
+                };
                 let _ = self.session.close(Some(reason)).await;
                 description
             }
@@ -185,15 +201,28 @@ impl Socket {
         let reference = envelope.reference;
         let result = match envelope.frame {
             ClientFrame::Ping {} => return ServerFrame::Pong { reference },
-            ClientFrame::MessageSend { conversation_id, body, client_msg_id } => {
-                let input = SendInput { conversation_id: ConversationId::from_uuid(conversation_id), body, client_msg_id };
+            ClientFrame::MessageSend {
+                conversation_id,
+                body,
+                client_msg_id,
+            } => {
+                let input = SendInput {
+                    conversation_id: ConversationId::from_uuid(conversation_id),
+                    body,
+                    client_msg_id,
+                };
                 self.services
                     .messages
                     .send(self.user, input, Some(self.id))
                     .await
-                    .map(|sent| AckResult::Sent { message: (&sent.message).into() })
+                    .map(|sent| AckResult::Sent {
+                        message: (&sent.message).into(),
+                    })
             }
-            ClientFrame::MessageRead { conversation_id, seq } => self
+            ClientFrame::MessageRead {
+                conversation_id,
+                seq,
+            } => self
                 .services
                 .conversations
                 .mark_read(self.user, ConversationId::from_uuid(conversation_id), seq)

@@ -10,7 +10,11 @@ use confab_realtime::SocketConfig;
 
 /// `confab`: a real-time chat server.
 #[derive(Debug, Parser)]
-#[command(name = "confab", version, about = "Confab: a real-time chat server (REST + WebSocket)")]
+#[command(
+    name = "confab",
+    version,
+    about = "Confab: a real-time chat server (REST + WebSocket)"
+)]
 pub struct Cli {
     /// Settings shared by every command.
     #[command(flatten)]
@@ -63,29 +67,55 @@ pub enum LogFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "CONFAB_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "CONFAB_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: String,
     /// Directory for the SQLite file and the generated development secret.
     #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; SQLite in the data directory when absent.
-    #[arg(long, env = "CONFAB_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "CONFAB_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub database_url: Option<String>,
     /// Secret that signs access tokens, at least 32 bytes; generated and kept in the data
     /// directory when absent (fine for one instance, not for several).
     #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
     /// Lifetime of access tokens, in seconds.
-    #[arg(long, env = "CONFAB_ACCESS_TTL_SECS", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "CONFAB_ACCESS_TTL_SECS",
+        default_value_t = 900,
+        global = true
+    )]
     pub access_ttl_secs: u64,
     /// Interval of WebSocket heartbeats, in seconds; a socket silent for two is closed.
-    #[arg(long, env = "CONFAB_HEARTBEAT_SECS", default_value_t = 25, global = true)]
+    #[arg(
+        long,
+        env = "CONFAB_HEARTBEAT_SECS",
+        default_value_t = 25,
+        global = true
+    )]
     pub heartbeat_secs: u64,
     /// Log filter, e.g. `info` or `confab=debug,actix_web=info`.
     #[arg(long, env = "CONFAB_LOG", default_value = "info", global = true)]
     pub log: String,
     /// Log format.
-    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "CONFAB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 
@@ -137,42 +167,71 @@ impl std::fmt::Debug for Config {
 }
 
 fn invalid(name: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { name, why: why.into() }
+    ConfigError::Invalid {
+        name,
+        why: why.into(),
+    }
 }
 
 impl Settings {
     /// The database URL: the configured one, or SQLite in the data directory.
     pub fn database_url(&self) -> Result<String, ConfigError> {
         match &self.database_url {
-            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(url)
+                if url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://") =>
+            {
                 Ok(url.clone())
             }
-            Some(_) => Err(invalid("CONFAB_DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://")),
+            Some(_) => Err(invalid(
+                "CONFAB_DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            )),
             None => {
-                std::fs::create_dir_all(&self.data_dir)
-                    .map_err(|source| ConfigError::DataDir { path: self.data_dir.clone(), source })?;
-                Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("confab.db").display()))
+                std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::DataDir {
+                    path: self.data_dir.clone(),
+                    source,
+                })?;
+                Ok(format!(
+                    "sqlite://{}?mode=rwc",
+                    self.data_dir.join("confab.db").display()
+                ))
             }
         }
     }
 
     /// Validates every setting a server needs.
     pub fn server_config(&self) -> Result<Config, ConfigError> {
-        let bind = self
-            .bind
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("CONFAB_BIND", format!("{:?} is not an address like 127.0.0.1:8080 ({e})", self.bind)))?;
+        let bind = self.bind.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "CONFAB_BIND",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080 ({e})",
+                    self.bind
+                ),
+            )
+        })?;
         if !(60..=86_400).contains(&self.access_ttl_secs) {
-            return Err(invalid("CONFAB_ACCESS_TTL_SECS", "must be between 60 and 86400"));
+            return Err(invalid(
+                "CONFAB_ACCESS_TTL_SECS",
+                "must be between 60 and 86400",
+            ));
         }
         if !(1..=3_600).contains(&self.heartbeat_secs) {
-            return Err(invalid("CONFAB_HEARTBEAT_SECS", "must be between 1 and 3600"));
+            return Err(invalid(
+                "CONFAB_HEARTBEAT_SECS",
+                "must be between 1 and 3600",
+            ));
         }
         let jwt_secret = match &self.jwt_secret {
             Some(secret) if secret.len() < confab_auth::MIN_SECRET_LEN => {
                 return Err(invalid(
                     "CONFAB_JWT_SECRET",
-                    format!("must be at least {} bytes long", confab_auth::MIN_SECRET_LEN),
+                    format!(
+                        "must be at least {} bytes long",
+                        confab_auth::MIN_SECRET_LEN
+                    ),
                 ));
             }
             Some(secret) => secret.as_bytes().to_vec(),
@@ -183,7 +242,10 @@ impl Settings {
             database_url: self.database_url()?,
             jwt_secret,
             access_ttl: Duration::from_secs(self.access_ttl_secs),
-            socket: SocketConfig { heartbeat: Duration::from_secs(self.heartbeat_secs), ..SocketConfig::default() },
+            socket: SocketConfig {
+                heartbeat: Duration::from_secs(self.heartbeat_secs),
+                ..SocketConfig::default()
+            },
         })
     }
 }

@@ -12,7 +12,10 @@ fn main() -> ExitCode {
         eprintln!("confab: {error}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("confab: cannot start the async runtime: {error}");
@@ -41,7 +44,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             match action {
                 MigrateAction::Up => confab_persistence::migrate_up(&db).await?,
                 MigrateAction::Down => confab_persistence::migrate_down(&db).await?,
-                MigrateAction::Status => print_status(&confab_persistence::migration_status(&db).await?),
+                MigrateAction::Status => {
+                    print_status(&confab_persistence::migration_status(&db).await?)
+                }
             }
         }
         Command::Openapi { out_dir } => {

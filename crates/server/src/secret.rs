@@ -9,17 +9,26 @@ const FILE_NAME: &str = "jwt_secret";
 
 pub(crate) fn load_or_generate(data_dir: &Path) -> Result<Vec<u8>, ConfigError> {
     let path = data_dir.join(FILE_NAME);
-    let io = |source| ConfigError::DataDir { path: path.clone(), source };
+    let io = |source| ConfigError::DataDir {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let secret = hex::decode(text.trim()).map_err(|e| ConfigError::Invalid {
                 name: "jwt_secret file",
-                why: format!("{} is not hex: {e}; delete it to generate a new one", path.display()),
+                why: format!(
+                    "{} is not hex: {e}; delete it to generate a new one",
+                    path.display()
+                ),
             })?;
             if secret.len() < confab_auth::MIN_SECRET_LEN {
                 return Err(ConfigError::Invalid {
                     name: "jwt_secret file",
-                    why: format!("{} holds too short a secret; delete it to generate a new one", path.display()),
+                    why: format!(
+                        "{} holds too short a secret; delete it to generate a new one",
+                        path.display()
+                    ),
                 });
             }
             tracing::warn!(path = %path.display(), "using the generated JWT secret in the data directory; set CONFAB_JWT_SECRET in production");

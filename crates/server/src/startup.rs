@@ -11,7 +11,9 @@ use confab_app::ports::{Probe, SystemClock};
 use confab_app::{Ports, Services};
 use confab_auth::{Argon2Hasher, JwtIssuer};
 use confab_http::HttpState;
-use confab_persistence::{DatabaseConnection, SqlConversationRepository, SqlMessageRepository, SqlUserRepository};
+use confab_persistence::{
+    DatabaseConnection, SqlConversationRepository, SqlMessageRepository, SqlUserRepository,
+};
 use confab_realtime::{Hub, InProcessPublisher};
 
 use crate::Config;
@@ -40,7 +42,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +58,9 @@ impl Probe for DatabaseProbe {
     }
 
     async fn check(&self) -> Result<(), String> {
-        confab_persistence::ping(&self.0).await.map_err(|e| e.to_string())
+        confab_persistence::ping(&self.0)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -74,7 +80,9 @@ impl Application {
             hasher: Arc::new(Argon2Hasher),
             tokens: Arc::new(JwtIssuer::new(
                 &config.jwt_secret,
-                chrono::Duration::seconds(i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX)),
+                chrono::Duration::seconds(
+                    i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+                ),
             )),
             clock: Arc::new(SystemClock),
         });
@@ -85,12 +93,23 @@ impl Application {
             probes: vec![Arc::new(DatabaseProbe(db))],
         };
 
-        let listener =
-            TcpListener::bind(config.bind).map_err(|source| StartupError::Bind { addr: config.bind, source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?.port();
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: config.bind,
+                source,
+            })?
+            .port();
         let server = HttpServer::new(move || confab_http::app(state.clone()))
             .listen(listener)
-            .map_err(|source| StartupError::Bind { addr: config.bind, source })?
+            .map_err(|source| StartupError::Bind {
+                addr: config.bind,
+                source,
+            })?
             .run();
         tracing::info!(address = %config.bind, port, "confab is listening");
         Ok(Self { port, server })

@@ -14,10 +14,14 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), ConfigError> {
             directives.push_str(&format!(",{target}={level}"));
         }
     }
-    let filter = EnvFilter::try_new(&directives)
-        .map_err(|e| ConfigError::Invalid { name: "CONFAB_LOG", why: e.to_string() })?;
+    let filter = EnvFilter::try_new(&directives).map_err(|e| ConfigError::Invalid {
+        name: "CONFAB_LOG",
+        why: e.to_string(),
+    })?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -31,8 +31,14 @@ impl Drop for Running {
 
 fn http_get(port: u16, path: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
@@ -56,17 +62,28 @@ fn serve_with_no_configuration_uses_sqlite_in_the_data_dir_and_keeps_a_generated
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["level"] == "WARN" && event["message"].as_str().unwrap().contains("CONFAB_JWT_SECRET") {
+        if event["level"] == "WARN"
+            && event["message"]
+                .as_str()
+                .unwrap()
+                .contains("CONFAB_JWT_SECRET")
+        {
             warned_about_secret = true;
         }
         if let Some(p) = event["port"].as_u64() {
             port = Some(u16::try_from(p).unwrap());
             break;
         }
-        assert!(Instant::now() < deadline, "the server did not report its port");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not report its port"
+        );
     }
     let port = port.expect("the server exited before listening");
-    assert!(warned_about_secret, "a generated secret must be announced with a warning");
+    assert!(
+        warned_about_secret,
+        "a generated secret must be announced with a warning"
+    );
     assert!(http_get(port, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(dir.path().join("confab.db").exists());
     let secret = std::fs::read_to_string(dir.path().join("jwt_secret")).unwrap();
@@ -82,12 +99,22 @@ fn a_bad_setting_stops_the_server_with_a_message_naming_it() {
         ("CONFAB_DATABASE_URL", "mysql://localhost/confab"),
         ("CONFAB_LOG", "confab=loud"),
     ] {
-        let output = confab(dir.path()).arg("serve").env(variable, value).output().unwrap();
-        assert!(!output.status.success(), "{variable}={value} must stop the server");
+        let output = confab(dir.path())
+            .arg("serve")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "{variable}={value} must stop the server"
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
-    let output = confab(dir.path()).env("CONFAB_LOG_FORMAT", "xml").output().unwrap();
+    let output = confab(dir.path())
+        .env("CONFAB_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("xml"));
 }
@@ -97,14 +124,33 @@ fn migrate_reports_applies_and_rolls_back_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let status = |dir: &std::path::Path| {
         let output = confab(dir).args(["migrate", "status"]).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     };
     assert!(status(dir.path()).contains("pending"));
-    assert!(confab(dir.path()).args(["migrate", "up"]).status().unwrap().success());
+    assert!(
+        confab(dir.path())
+            .args(["migrate", "up"])
+            .status()
+            .unwrap()
+            .success()
+    );
     let applied = status(dir.path());
-    assert!(applied.contains("applied") && !applied.contains("pending"), "{applied}");
-    assert!(confab(dir.path()).args(["migrate", "down"]).status().unwrap().success());
+    assert!(
+        applied.contains("applied") && !applied.contains("pending"),
+        "{applied}"
+    );
+    assert!(
+        confab(dir.path())
+            .args(["migrate", "down"])
+            .status()
+            .unwrap()
+            .success()
+    );
     assert!(status(dir.path()).contains("pending"));
 }
 
@@ -112,7 +158,12 @@ fn migrate_reports_applies_and_rolls_back_the_schema() {
 fn openapi_writes_the_spec_with_every_route() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("specs");
-    let status = confab(dir.path()).arg("openapi").arg("--out-dir").arg(&out).status().unwrap();
+    let status = confab(dir.path())
+        .arg("openapi")
+        .arg("--out-dir")
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(status.success());
     let spec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("openapi.json")).unwrap()).unwrap();
@@ -132,8 +183,17 @@ fn openapi_writes_the_spec_with_every_route() {
     ] {
         assert!(spec["paths"].get(path).is_some(), "missing {path}");
     }
-    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     let me = &spec["paths"]["/api/v1/auth/me"]["get"];
-    assert!(me["responses"].get("401").is_some(), "errors are documented");
-    assert!(me["security"].is_array(), "protected routes name the bearer scheme");
+    assert!(
+        me["responses"].get("401").is_some(),
+        "errors are documented"
+    );
+    assert!(
+        me["security"].is_array(),
+        "protected routes name the bearer scheme"
+    );
 }

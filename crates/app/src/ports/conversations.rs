@@ -24,7 +24,11 @@ pub trait ConversationRepository: Send + Sync {
     /// The conversations `user` is a member of, most recent activity first.
     async fn list_for_user(&self, user: UserId) -> StoreResult<Vec<Conversation>>;
     /// `user`'s membership in `conversation`, if they are a member.
-    async fn member(&self, conversation: ConversationId, user: UserId) -> StoreResult<Option<Member>>;
+    async fn member(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> StoreResult<Option<Member>>;
     /// Every member of each of these conversations.
     async fn members(&self, conversations: &[ConversationId]) -> StoreResult<Vec<Member>>;
     /// The ids of every member of `conversation`.

@@ -49,7 +49,11 @@ pub trait MessageRepository: Send + Sync {
         client_msg_id: &ClientMsgId,
     ) -> StoreResult<Option<Message>>;
     /// A page of a conversation's history, ascending by seq.
-    async fn page(&self, conversation: ConversationId, query: PageQuery) -> StoreResult<MessagePage>;
+    async fn page(
+        &self,
+        conversation: ConversationId,
+        query: PageQuery,
+    ) -> StoreResult<MessagePage>;
     /// The newest message of each of these conversations.
     async fn last_messages(&self, conversations: &[ConversationId]) -> StoreResult<Vec<Message>>;
 }

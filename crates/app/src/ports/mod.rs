@@ -2,10 +2,10 @@
 //! crates implement them; services hold them as `Arc<dyn Port>`.
 
 mod clock;
-mod events;
-mod messages;
 mod conversations;
 mod credentials;
+mod events;
+mod messages;
 mod probe;
 mod users;
 
@@ -19,9 +19,13 @@ pub use users::{NewUser, UserCredentials, UserRepository};
 
 #[cfg(feature = "mocks")]
 pub use {
-    clock::MockClock, conversations::MockConversationRepository,
-    credentials::{MockPasswordHasher, MockTokenIssuer}, events::MockEventPublisher,
-    messages::MockMessageRepository, probe::MockProbe, users::MockUserRepository,
+    clock::MockClock,
+    conversations::MockConversationRepository,
+    credentials::{MockPasswordHasher, MockTokenIssuer},
+    events::MockEventPublisher,
+    messages::MockMessageRepository,
+    probe::MockProbe,
+    users::MockUserRepository,
 };
 
 /// Why a repository call failed, in terms the use cases can act on.

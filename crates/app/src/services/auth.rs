@@ -3,7 +3,9 @@ use std::sync::Arc;
 use confab_domain::{DisplayName, Email, Password, User, UserId, Username, ValidationErrors};
 
 use crate::AppError;
-use crate::ports::{AccessToken, Clock, NewUser, PasswordHasher, TokenError, TokenIssuer, UserRepository};
+use crate::ports::{
+    AccessToken, Clock, NewUser, PasswordHasher, TokenError, TokenIssuer, UserRepository,
+};
 
 /// What a client sends to sign up, unvalidated.
 #[derive(Debug, Clone)]
@@ -52,7 +54,12 @@ impl AuthService {
         tokens: Arc<dyn TokenIssuer>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, hasher, tokens, clock }
+        Self {
+            users,
+            hasher,
+            tokens,
+            clock,
+        }
     }
 
     /// Creates an account and signs it in. Every invalid field is reported at once; a taken
@@ -101,7 +108,11 @@ impl AuthService {
         let Some(credentials) = self.users.find_credentials(&login).await? else {
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
         };
-        if !self.hasher.verify(password, &credentials.password_hash).await? {
+        if !self
+            .hasher
+            .verify(password, &credentials.password_hash)
+            .await?
+        {
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
         }
         self.session_for(credentials.user)
@@ -131,7 +142,10 @@ impl AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockClock, MockPasswordHasher, MockTokenIssuer, MockUserRepository, StoreError, UserCredentials};
+    use crate::ports::{
+        MockClock, MockPasswordHasher, MockTokenIssuer, MockUserRepository, StoreError,
+        UserCredentials,
+    };
     use mockall::predicate::eq;
 
     fn now() -> confab_domain::Timestamp {
@@ -150,7 +164,10 @@ mod tests {
     }
 
     fn token_for(_: UserId) -> Result<AccessToken, AppError> {
-        Ok(AccessToken { token: "tok".into(), expires_in: 900 })
+        Ok(AccessToken {
+            token: "tok".into(),
+            expires_in: 900,
+        })
     }
 
     struct Mocks {
@@ -161,32 +178,70 @@ mod tests {
 
     impl Mocks {
         fn new() -> Self {
-            Self { users: MockUserRepository::new(), hasher: MockPasswordHasher::new(), tokens: MockTokenIssuer::new() }
+            Self {
+                users: MockUserRepository::new(),
+                hasher: MockPasswordHasher::new(),
+                tokens: MockTokenIssuer::new(),
+            }
         }
 
         fn service(self) -> AuthService {
             let mut clock = MockClock::new();
             clock.expect_now().returning(now);
-            AuthService::new(Arc::new(self.users), Arc::new(self.hasher), Arc::new(self.tokens), Arc::new(clock))
+            AuthService::new(
+                Arc::new(self.users),
+                Arc::new(self.hasher),
+                Arc::new(self.tokens),
+                Arc::new(clock),
+            )
         }
     }
 
     fn signup_input(username: &str, email: &str, password: &str) -> SignupInput {
-        SignupInput { username: username.into(), email: email.into(), password: password.into(), display_name: None }
+        SignupInput {
+            username: username.into(),
+            email: email.into(),
+            password: password.into(),
+            display_name: None,
+        }
     }
 
     #[tokio::test]
     async fn signup_stores_the_normalised_account_with_a_hash_and_signs_in() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_by_username().returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
         mocks.users.expect_find_by_email().returning(|_| Ok(None));
-        mocks.hasher.expect_hash().returning(|_| Ok("$argon2id$hash".into()));
-        mocks.users.expect_create().withf(|new| {
-            new.username.as_str() == "ann" && new.email.as_str() == "ann@example.org"
-                && new.password_hash == "$argon2id$hash" && new.display_name.as_str() == "ann"
-        }).returning(|new| Ok(User { id: new.id, username: new.username, display_name: new.display_name, email: new.email, created_at: new.created_at }));
+        mocks
+            .hasher
+            .expect_hash()
+            .returning(|_| Ok("$argon2id$hash".into()));
+        mocks
+            .users
+            .expect_create()
+            .withf(|new| {
+                new.username.as_str() == "ann"
+                    && new.email.as_str() == "ann@example.org"
+                    && new.password_hash == "$argon2id$hash"
+                    && new.display_name.as_str() == "ann"
+            })
+            .returning(|new| {
+                Ok(User {
+                    id: new.id,
+                    username: new.username,
+                    display_name: new.display_name,
+                    email: new.email,
+                    created_at: new.created_at,
+                })
+            });
         mocks.tokens.expect_issue().returning(token_for);
-        let session = mocks.service().signup(signup_input("Ann", "ANN@example.org", "correct horse")).await.unwrap();
+        let session = mocks
+            .service()
+            .signup(signup_input("Ann", "ANN@example.org", "correct horse"))
+            .await
+            .unwrap();
         assert_eq!(session.user.username.as_str(), "ann");
         assert_eq!(session.access.token, "tok");
     }
@@ -194,7 +249,9 @@ mod tests {
     #[tokio::test]
     async fn signup_reports_every_invalid_field_and_touches_nothing() {
         let service = Mocks::new().service();
-        let Err(AppError::Validation(errors)) = service.signup(signup_input("a", "nope", "short")).await else {
+        let Err(AppError::Validation(errors)) =
+            service.signup(signup_input("a", "nope", "short")).await
+        else {
             panic!("expected a validation error");
         };
         let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
@@ -204,28 +261,52 @@ mod tests {
     #[tokio::test]
     async fn signup_refuses_a_taken_username() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_by_username().returning(|_| Ok(Some(user("ann"))));
-        let result = mocks.service().signup(signup_input("ann", "other@example.org", "password1")).await;
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(Some(user("ann"))));
+        let result = mocks
+            .service()
+            .signup(signup_input("ann", "other@example.org", "password1"))
+            .await;
         assert!(matches!(result, Err(AppError::Conflict(m)) if m.contains("username")));
     }
 
     #[tokio::test]
     async fn signup_refuses_a_taken_email() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_by_username().returning(|_| Ok(None));
-        mocks.users.expect_find_by_email().returning(|_| Ok(Some(user("ann"))));
-        let result = mocks.service().signup(signup_input("bob", "ann@example.org", "password1")).await;
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_by_email()
+            .returning(|_| Ok(Some(user("ann"))));
+        let result = mocks
+            .service()
+            .signup(signup_input("bob", "ann@example.org", "password1"))
+            .await;
         assert!(matches!(result, Err(AppError::Conflict(m)) if m.contains("email")));
     }
 
     #[tokio::test]
     async fn signup_race_lost_at_the_unique_index_is_a_conflict() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_by_username().returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
         mocks.users.expect_find_by_email().returning(|_| Ok(None));
         mocks.hasher.expect_hash().returning(|_| Ok("h".into()));
-        mocks.users.expect_create().returning(|_| Err(StoreError::Conflict("username is taken".into())));
-        let result = mocks.service().signup(signup_input("bob", "bob@example.org", "password1")).await;
+        mocks
+            .users
+            .expect_create()
+            .returning(|_| Err(StoreError::Conflict("username is taken".into())));
+        let result = mocks
+            .service()
+            .signup(signup_input("bob", "bob@example.org", "password1"))
+            .await;
         assert!(matches!(result, Err(AppError::Conflict(_))));
     }
 
@@ -234,11 +315,27 @@ mod tests {
         let mut mocks = Mocks::new();
         let ann = user("ann");
         let stored = ann.clone();
-        mocks.users.expect_find_credentials().with(eq("ann@example.org"))
-            .returning(move |_| Ok(Some(UserCredentials { user: stored.clone(), password_hash: "h".into() })));
-        mocks.hasher.expect_verify().with(eq("secret pw"), eq("h")).returning(|_, _| Ok(true));
+        mocks
+            .users
+            .expect_find_credentials()
+            .with(eq("ann@example.org"))
+            .returning(move |_| {
+                Ok(Some(UserCredentials {
+                    user: stored.clone(),
+                    password_hash: "h".into(),
+                }))
+            });
+        mocks
+            .hasher
+            .expect_verify()
+            .with(eq("secret pw"), eq("h"))
+            .returning(|_, _| Ok(true));
         mocks.tokens.expect_issue().returning(token_for);
-        let session = mocks.service().login(" Ann@Example.org ", "secret pw").await.unwrap();
+        let session = mocks
+            .service()
+            .login(" Ann@Example.org ", "secret pw")
+            .await
+            .unwrap();
         assert_eq!(session.user, ann);
     }
 
@@ -246,9 +343,21 @@ mod tests {
     async fn login_with_wrong_password_or_unknown_user_gives_the_same_answer() {
         let mut mocks = Mocks::new();
         let ann = user("ann");
-        mocks.users.expect_find_credentials().with(eq("ann"))
-            .returning(move |_| Ok(Some(UserCredentials { user: ann.clone(), password_hash: "h".into() })));
-        mocks.users.expect_find_credentials().with(eq("ghost")).returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_credentials()
+            .with(eq("ann"))
+            .returning(move |_| {
+                Ok(Some(UserCredentials {
+                    user: ann.clone(),
+                    password_hash: "h".into(),
+                }))
+            });
+        mocks
+            .users
+            .expect_find_credentials()
+            .with(eq("ghost"))
+            .returning(|_| Ok(None));
         mocks.hasher.expect_verify().returning(|_, _| Ok(false));
         let service = mocks.service();
         let wrong = service.login("ann", "bad password").await.unwrap_err();
@@ -261,16 +370,31 @@ mod tests {
     async fn me_of_a_deleted_account_is_unauthorized() {
         let mut mocks = Mocks::new();
         mocks.users.expect_find_by_id().returning(|_| Ok(None));
-        assert!(matches!(mocks.service().me(UserId::generate()).await, Err(AppError::Unauthorized(_))));
+        assert!(matches!(
+            mocks.service().me(UserId::generate()).await,
+            Err(AppError::Unauthorized(_))
+        ));
     }
 
     #[test]
     fn authenticate_turns_token_errors_into_unauthorized() {
         let mut mocks = Mocks::new();
-        mocks.tokens.expect_verify().with(eq("old")).returning(|_| Err(TokenError::Expired));
-        mocks.tokens.expect_verify().with(eq("junk")).returning(|_| Err(TokenError::Invalid));
+        mocks
+            .tokens
+            .expect_verify()
+            .with(eq("old"))
+            .returning(|_| Err(TokenError::Expired));
+        mocks
+            .tokens
+            .expect_verify()
+            .with(eq("junk"))
+            .returning(|_| Err(TokenError::Invalid));
         let service = mocks.service();
-        assert!(matches!(service.authenticate("old"), Err(AppError::Unauthorized(m)) if m.contains("expired")));
-        assert!(matches!(service.authenticate("junk"), Err(AppError::Unauthorized(m)) if m.contains("invalid")));
+        assert!(
+            matches!(service.authenticate("old"), Err(AppError::Unauthorized(m)) if m.contains("expired"))
+        );
+        assert!(
+            matches!(service.authenticate("junk"), Err(AppError::Unauthorized(m)) if m.contains("invalid"))
+        );
     }
 }

@@ -20,7 +20,8 @@ pub struct ConversationService {
 
 impl std::fmt::Debug for ConversationService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConversationService").finish_non_exhaustive()
+        f.debug_struct("ConversationService")
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,7 +36,12 @@ impl ConversationService {
         messages: Arc<dyn MessageRepository>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { conversations, users, messages, clock }
+        Self {
+            conversations,
+            users,
+            messages,
+            clock,
+        }
     }
 
     /// The direct conversation between the caller and `username`, created if new. Returns it
@@ -46,7 +52,11 @@ impl ConversationService {
         username: &str,
     ) -> Result<(ConversationView, bool), AppError> {
         let username = Username::parse(username).map_err(|_| AppError::NotFound("user"))?;
-        let other = self.users.find_by_username(&username).await?.ok_or(AppError::NotFound("user"))?;
+        let other = self
+            .users
+            .find_by_username(&username)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
         let pair = DirectPair::new(caller, other.id)?;
         let now = self.clock.now();
         let fresh = Conversation {
@@ -83,18 +93,26 @@ impl ConversationService {
             match Username::parse(raw) {
                 Ok(username) if !wanted.contains(&username) => wanted.push(username),
                 Ok(_) => {}
-                Err(_) => errors.push(ValidationError::new("members", format!("{raw:?} is not a valid username"))),
+                Err(_) => errors.push(ValidationError::new(
+                    "members",
+                    format!("{raw:?} is not a valid username"),
+                )),
             }
         }
         errors.clone().into_result()?;
-        let Some(name) = name else { return Err(errors.into()) };
+        let Some(name) = name else {
+            return Err(errors.into());
+        };
 
         let mut member_ids = Vec::with_capacity(wanted.len());
         for username in &wanted {
             match self.users.find_by_username(username).await? {
                 Some(user) if user.id != caller => member_ids.push(user.id),
                 Some(_) => {}
-                None => errors.push(ValidationError::new("members", format!("no user named {username}"))),
+                None => errors.push(ValidationError::new(
+                    "members",
+                    format!("no user named {username}"),
+                )),
             }
         }
         errors.into_result()?;
@@ -120,7 +138,9 @@ impl ConversationService {
         };
         let mut members = vec![member(caller, Role::Owner)];
         members.extend(member_ids.into_iter().map(|id| member(id, Role::Member)));
-        self.conversations.create(conversation.clone(), members).await?;
+        self.conversations
+            .create(conversation.clone(), members)
+            .await?;
         tracing::info!(conversation_id = %conversation.id, "group created");
         self.view_one(caller, conversation).await
     }
@@ -133,28 +153,60 @@ impl ConversationService {
 
     /// One conversation of the caller's; `NotFound` for anyone who is not a member, so that
     /// its existence is not revealed.
-    pub async fn get(&self, caller: UserId, id: ConversationId) -> Result<ConversationView, AppError> {
+    pub async fn get(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+    ) -> Result<ConversationView, AppError> {
         self.require_member(id, caller).await?;
-        let conversation = self.conversations.find(id).await?.ok_or(AppError::NotFound("conversation"))?;
+        let conversation = self
+            .conversations
+            .find(id)
+            .await?
+            .ok_or(AppError::NotFound("conversation"))?;
         self.view_one(caller, conversation).await
     }
 
     /// Marks everything up to `seq` read for the caller. The cursor never moves back, and never
     /// past the newest message.
-    pub async fn mark_read(&self, caller: UserId, id: ConversationId, seq: u64) -> Result<ReadState, AppError> {
+    pub async fn mark_read(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        seq: u64,
+    ) -> Result<ReadState, AppError> {
         let member = self.require_member(id, caller).await?;
-        let conversation = self.conversations.find(id).await?.ok_or(AppError::NotFound("conversation"))?;
-        let target = member.read_seq.advance_to(Seq::new(seq), conversation.last_seq);
-        let read_seq = self.conversations.raise_read_seq(id, caller, target).await?;
+        let conversation = self
+            .conversations
+            .find(id)
+            .await?
+            .ok_or(AppError::NotFound("conversation"))?;
+        let target = member
+            .read_seq
+            .advance_to(Seq::new(seq), conversation.last_seq);
+        let read_seq = self
+            .conversations
+            .raise_read_seq(id, caller, target)
+            .await?;
         let unread = self.conversations.unread_counts(caller, &[id]).await?;
-        Ok(ReadState { read_seq, unread_count: unread.get(&id).copied().unwrap_or(0) })
+        Ok(ReadState {
+            read_seq,
+            unread_count: unread.get(&id).copied().unwrap_or(0),
+        })
     }
 
     async fn require_member(&self, id: ConversationId, user: UserId) -> Result<Member, AppError> {
-        self.conversations.member(id, user).await?.ok_or(AppError::NotFound("conversation"))
+        self.conversations
+            .member(id, user)
+            .await?
+            .ok_or(AppError::NotFound("conversation"))
     }
 
-    async fn view_one(&self, caller: UserId, conversation: Conversation) -> Result<ConversationView, AppError> {
+    async fn view_one(
+        &self,
+        caller: UserId,
+        conversation: Conversation,
+    ) -> Result<ConversationView, AppError> {
         self.views(caller, vec![conversation])
             .await?
             .pop()
@@ -163,17 +215,36 @@ impl ConversationService {
 
     /// Builds the views of many conversations with a fixed number of queries, whatever their
     /// count: members, their accounts, last messages and unread counts, each in one batch.
-    async fn views(&self, caller: UserId, conversations: Vec<Conversation>) -> Result<Vec<ConversationView>, AppError> {
+    async fn views(
+        &self,
+        caller: UserId,
+        conversations: Vec<Conversation>,
+    ) -> Result<Vec<ConversationView>, AppError> {
         if conversations.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<ConversationId> = conversations.iter().map(|c| c.id).collect();
         let members = self.conversations.members(&ids).await?;
-        let user_ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect::<HashSet<_>>().into_iter().collect();
-        let users: HashMap<UserId, _> =
-            self.users.find_many(&user_ids).await?.into_iter().map(|u| (u.id, u)).collect();
-        let mut last_messages: HashMap<ConversationId, _> =
-            self.messages.last_messages(&ids).await?.into_iter().map(|m| (m.conversation_id, m)).collect();
+        let user_ids: Vec<UserId> = members
+            .iter()
+            .map(|m| m.user_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let users: HashMap<UserId, _> = self
+            .users
+            .find_many(&user_ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        let mut last_messages: HashMap<ConversationId, _> = self
+            .messages
+            .last_messages(&ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.conversation_id, m))
+            .collect();
         let unread = self.conversations.unread_counts(caller, &ids).await?;
 
         let mut members_by_conversation: HashMap<ConversationId, Vec<MemberView>> = HashMap::new();
@@ -182,14 +253,23 @@ impl ConversationService {
                 members_by_conversation
                     .entry(member.conversation_id)
                     .or_default()
-                    .push(MemberView { user: user.clone(), member });
+                    .push(MemberView {
+                        user: user.clone(),
+                        member,
+                    });
             }
         }
 
         let mut views = Vec::with_capacity(conversations.len());
         for conversation in conversations {
-            let members = members_by_conversation.remove(&conversation.id).unwrap_or_default();
-            let Some(my_role) = members.iter().find(|m| m.user.id == caller).map(|m| m.member.role) else {
+            let members = members_by_conversation
+                .remove(&conversation.id)
+                .unwrap_or_default();
+            let Some(my_role) = members
+                .iter()
+                .find(|m| m.user.id == caller)
+                .map(|m| m.member.role)
+            else {
                 continue;
             };
             views.push(ConversationView {
@@ -207,7 +287,9 @@ impl ConversationService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockClock, MockConversationRepository, MockMessageRepository, MockUserRepository};
+    use crate::ports::{
+        MockClock, MockConversationRepository, MockMessageRepository, MockUserRepository,
+    };
     use confab_domain::{DisplayName, Email, User};
     use mockall::predicate::eq;
 
@@ -227,11 +309,27 @@ mod tests {
     }
 
     fn conversation(kind: ConversationKind, last_seq: u64) -> Conversation {
-        Conversation { id: ConversationId::generate(), kind, name: None, topic: None, created_at: now(), updated_at: now(), last_seq: Seq::new(last_seq) }
+        Conversation {
+            id: ConversationId::generate(),
+            kind,
+            name: None,
+            topic: None,
+            created_at: now(),
+            updated_at: now(),
+            last_seq: Seq::new(last_seq),
+        }
     }
 
     fn member_of(conversation: &Conversation, user: &User, role: Role, read: u64) -> Member {
-        Member { conversation_id: conversation.id, user_id: user.id, role, joined_at: now(), read_seq: Seq::new(read), delivered_seq: Seq::ZERO, muted_until: None }
+        Member {
+            conversation_id: conversation.id,
+            user_id: user.id,
+            role,
+            joined_at: now(),
+            read_seq: Seq::new(read),
+            delivered_seq: Seq::ZERO,
+            muted_until: None,
+        }
     }
 
     #[derive(Default)]
@@ -245,15 +343,27 @@ mod tests {
         fn service(self) -> ConversationService {
             let mut clock = MockClock::new();
             clock.expect_now().returning(now);
-            ConversationService::new(Arc::new(self.conversations), Arc::new(self.users), Arc::new(self.messages), Arc::new(clock))
+            ConversationService::new(
+                Arc::new(self.conversations),
+                Arc::new(self.users),
+                Arc::new(self.messages),
+                Arc::new(clock),
+            )
         }
 
         /// Lets views of `conversation` with these members be built.
         fn expect_views(&mut self, members: Vec<Member>, users: Vec<User>, unread: u64) {
-            self.conversations.expect_members().returning(move |_| Ok(members.clone()));
-            self.users.expect_find_many().returning(move |_| Ok(users.clone()));
-            self.messages.expect_last_messages().returning(|_| Ok(vec![]));
-            self.conversations.expect_unread_counts()
+            self.conversations
+                .expect_members()
+                .returning(move |_| Ok(members.clone()));
+            self.users
+                .expect_find_many()
+                .returning(move |_| Ok(users.clone()));
+            self.messages
+                .expect_last_messages()
+                .returning(|_| Ok(vec![]));
+            self.conversations
+                .expect_unread_counts()
                 .returning(move |_, ids| Ok(ids.iter().map(|id| (*id, unread)).collect()));
         }
     }
@@ -261,14 +371,23 @@ mod tests {
     #[tokio::test]
     async fn open_direct_with_unknown_user_is_not_found() {
         let mut mocks = Mocks::default();
-        mocks.users.expect_find_by_username().returning(|_| Ok(None));
-        let result = mocks.service().open_direct(UserId::generate(), "ghost").await;
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
+        let result = mocks
+            .service()
+            .open_direct(UserId::generate(), "ghost")
+            .await;
         assert!(matches!(result, Err(AppError::NotFound("user"))));
     }
 
     #[tokio::test]
     async fn open_direct_with_an_invalid_username_is_not_found() {
-        let result = Mocks::default().service().open_direct(UserId::generate(), "no such!").await;
+        let result = Mocks::default()
+            .service()
+            .open_direct(UserId::generate(), "no such!")
+            .await;
         assert!(matches!(result, Err(AppError::NotFound("user"))));
     }
 
@@ -277,7 +396,10 @@ mod tests {
         let ann = user("ann");
         let mut mocks = Mocks::default();
         let found = ann.clone();
-        mocks.users.expect_find_by_username().returning(move |_| Ok(Some(found.clone())));
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(move |_| Ok(Some(found.clone())));
         let result = mocks.service().open_direct(ann.id, "ann").await;
         assert!(matches!(result, Err(AppError::Validation(_))));
     }
@@ -288,13 +410,22 @@ mod tests {
         let existing = conversation(ConversationKind::Direct, 3);
         let mut mocks = Mocks::default();
         let found = bob.clone();
-        mocks.users.expect_find_by_username().returning(move |_| Ok(Some(found.clone())));
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(move |_| Ok(Some(found.clone())));
         let expected_pair = DirectPair::new(bob.id, ann.id).unwrap();
         let stored = existing.clone();
-        mocks.conversations.expect_open_direct().withf(move |pair, _| *pair == expected_pair)
+        mocks
+            .conversations
+            .expect_open_direct()
+            .withf(move |pair, _| *pair == expected_pair)
             .returning(move |_, _| Ok((stored.clone(), false)));
         mocks.expect_views(
-            vec![member_of(&existing, &ann, Role::Member, 1), member_of(&existing, &bob, Role::Member, 3)],
+            vec![
+                member_of(&existing, &ann, Role::Member, 1),
+                member_of(&existing, &bob, Role::Member, 3),
+            ],
             vec![ann.clone(), bob.clone()],
             2,
         );
@@ -310,25 +441,67 @@ mod tests {
         let (ann, bob, cid) = (user("ann"), user("bob"), user("cid"));
         let mut mocks = Mocks::default();
         for u in [bob.clone(), cid.clone(), ann.clone()] {
-            mocks.users.expect_find_by_username().with(eq(u.username.clone())).returning(move |_| Ok(Some(u.clone())));
+            mocks
+                .users
+                .expect_find_by_username()
+                .with(eq(u.username.clone()))
+                .returning(move |_| Ok(Some(u.clone())));
         }
         let caller = ann.id;
         let (bob_id, cid_id) = (bob.id, cid.id);
-        mocks.conversations.expect_create().withf(move |conv, members| {
-            conv.kind == ConversationKind::Group && conv.name.as_deref() == Some("Team")
-                && members.len() == 3
-                && members.iter().any(|m| m.user_id == caller && m.role == Role::Owner)
-                && members.iter().filter(|m| m.role == Role::Member).map(|m| m.user_id).collect::<HashSet<_>>() == HashSet::from([bob_id, cid_id])
-        }).returning(|_, _| Ok(()));
-        mocks.conversations.expect_members().returning(move |ids| Ok(vec![
-            Member { conversation_id: ids[0], user_id: caller, role: Role::Owner, joined_at: now(), read_seq: Seq::ZERO, delivered_seq: Seq::ZERO, muted_until: None },
-        ]));
+        mocks
+            .conversations
+            .expect_create()
+            .withf(move |conv, members| {
+                conv.kind == ConversationKind::Group
+                    && conv.name.as_deref() == Some("Team")
+                    && members.len() == 3
+                    && members
+                        .iter()
+                        .any(|m| m.user_id == caller && m.role == Role::Owner)
+                    && members
+                        .iter()
+                        .filter(|m| m.role == Role::Member)
+                        .map(|m| m.user_id)
+                        .collect::<HashSet<_>>()
+                        == HashSet::from([bob_id, cid_id])
+            })
+            .returning(|_, _| Ok(()));
+        mocks.conversations.expect_members().returning(move |ids| {
+            Ok(vec![Member {
+                conversation_id: ids[0],
+                user_id: caller,
+                role: Role::Owner,
+                joined_at: now(),
+                read_seq: Seq::ZERO,
+                delivered_seq: Seq::ZERO,
+                muted_until: None,
+            }])
+        });
         let everyone = vec![ann.clone(), bob.clone(), cid.clone()];
-        mocks.users.expect_find_many().returning(move |_| Ok(everyone.clone()));
-        mocks.messages.expect_last_messages().returning(|_| Ok(vec![]));
-        mocks.conversations.expect_unread_counts().returning(|_, _| Ok(HashMap::new()));
-        let names = vec!["bob".to_owned(), "CID".to_owned(), "bob".to_owned(), "ann".to_owned()];
-        let view = mocks.service().create_group(caller, " Team ", &names).await.unwrap();
+        mocks
+            .users
+            .expect_find_many()
+            .returning(move |_| Ok(everyone.clone()));
+        mocks
+            .messages
+            .expect_last_messages()
+            .returning(|_| Ok(vec![]));
+        mocks
+            .conversations
+            .expect_unread_counts()
+            .returning(|_, _| Ok(HashMap::new()));
+        let names = vec![
+            "bob".to_owned(),
+            "CID".to_owned(),
+            "bob".to_owned(),
+            "ann".to_owned(),
+        ];
+        let view = mocks
+            .service()
+            .create_group(caller, " Team ", &names)
+            .await
+            .unwrap();
         assert_eq!(view.my_role, Role::Owner);
         assert_eq!(view.unread_count, 0);
     }
@@ -336,16 +509,28 @@ mod tests {
     #[tokio::test]
     async fn create_group_names_unknown_and_invalid_members_and_creates_nothing() {
         let mut mocks = Mocks::default();
-        mocks.users.expect_find_by_username().returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
         let names = vec!["ghost".to_owned()];
-        let Err(AppError::Validation(errors)) = mocks.service().create_group(UserId::generate(), "Team", &names).await else {
+        let Err(AppError::Validation(errors)) = mocks
+            .service()
+            .create_group(UserId::generate(), "Team", &names)
+            .await
+        else {
             panic!("expected validation error");
         };
         assert_eq!(errors.errors()[0].field, "members");
 
         let names = vec!["not valid!".to_owned()];
-        let result = Mocks::default().service().create_group(UserId::generate(), "", &names).await;
-        let Err(AppError::Validation(errors)) = result else { panic!("expected validation error") };
+        let result = Mocks::default()
+            .service()
+            .create_group(UserId::generate(), "", &names)
+            .await;
+        let Err(AppError::Validation(errors)) = result else {
+            panic!("expected validation error")
+        };
         let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
         assert_eq!(fields, ["name", "members"]);
     }
@@ -353,16 +538,32 @@ mod tests {
     #[tokio::test]
     async fn get_by_a_non_member_is_not_found() {
         let mut mocks = Mocks::default();
-        mocks.conversations.expect_member().returning(|_, _| Ok(None));
-        let result = mocks.service().get(UserId::generate(), ConversationId::generate()).await;
+        mocks
+            .conversations
+            .expect_member()
+            .returning(|_, _| Ok(None));
+        let result = mocks
+            .service()
+            .get(UserId::generate(), ConversationId::generate())
+            .await;
         assert!(matches!(result, Err(AppError::NotFound("conversation"))));
     }
 
     #[tokio::test]
     async fn list_of_a_user_without_conversations_is_empty_without_further_queries() {
         let mut mocks = Mocks::default();
-        mocks.conversations.expect_list_for_user().returning(|_| Ok(vec![]));
-        assert!(mocks.service().list(UserId::generate()).await.unwrap().is_empty());
+        mocks
+            .conversations
+            .expect_list_for_user()
+            .returning(|_| Ok(vec![]));
+        assert!(
+            mocks
+                .service()
+                .list(UserId::generate())
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -370,14 +571,36 @@ mod tests {
         let (ann, conv) = (user("ann"), conversation(ConversationKind::Group, 10));
         let mut mocks = Mocks::default();
         let membership = member_of(&conv, &ann, Role::Member, 4);
-        mocks.conversations.expect_member().returning(move |_, _| Ok(Some(membership.clone())));
+        mocks
+            .conversations
+            .expect_member()
+            .returning(move |_, _| Ok(Some(membership.clone())));
         let found = conv.clone();
-        mocks.conversations.expect_find().returning(move |_| Ok(Some(found.clone())));
-        mocks.conversations.expect_raise_read_seq().with(eq(conv.id), eq(ann.id), eq(Seq::new(10)))
+        mocks
+            .conversations
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        mocks
+            .conversations
+            .expect_raise_read_seq()
+            .with(eq(conv.id), eq(ann.id), eq(Seq::new(10)))
             .returning(|_, _, seq| Ok(seq));
-        mocks.conversations.expect_unread_counts().returning(|_, _| Ok(HashMap::new()));
-        let state = mocks.service().mark_read(ann.id, conv.id, 99).await.unwrap();
-        assert_eq!(state, ReadState { read_seq: Seq::new(10), unread_count: 0 });
+        mocks
+            .conversations
+            .expect_unread_counts()
+            .returning(|_, _| Ok(HashMap::new()));
+        let state = mocks
+            .service()
+            .mark_read(ann.id, conv.id, 99)
+            .await
+            .unwrap();
+        assert_eq!(
+            state,
+            ReadState {
+                read_seq: Seq::new(10),
+                unread_count: 0
+            }
+        );
     }
 
     #[tokio::test]
@@ -385,14 +608,32 @@ mod tests {
         let (ann, conv) = (user("ann"), conversation(ConversationKind::Group, 10));
         let mut mocks = Mocks::default();
         let membership = member_of(&conv, &ann, Role::Member, 7);
-        mocks.conversations.expect_member().returning(move |_, _| Ok(Some(membership.clone())));
+        mocks
+            .conversations
+            .expect_member()
+            .returning(move |_, _| Ok(Some(membership.clone())));
         let found = conv.clone();
-        mocks.conversations.expect_find().returning(move |_| Ok(Some(found.clone())));
-        mocks.conversations.expect_raise_read_seq().with(eq(conv.id), eq(ann.id), eq(Seq::new(7)))
+        mocks
+            .conversations
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        mocks
+            .conversations
+            .expect_raise_read_seq()
+            .with(eq(conv.id), eq(ann.id), eq(Seq::new(7)))
             .returning(|_, _, seq| Ok(seq));
         let id = conv.id;
-        mocks.conversations.expect_unread_counts().returning(move |_, _| Ok(HashMap::from([(id, 3)])));
+        mocks
+            .conversations
+            .expect_unread_counts()
+            .returning(move |_, _| Ok(HashMap::from([(id, 3)])));
         let state = mocks.service().mark_read(ann.id, conv.id, 2).await.unwrap();
-        assert_eq!(state, ReadState { read_seq: Seq::new(7), unread_count: 3 });
+        assert_eq!(
+            state,
+            ReadState {
+                read_seq: Seq::new(7),
+                unread_count: 3
+            }
+        );
     }
 }

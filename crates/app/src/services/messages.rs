@@ -5,7 +5,9 @@ use confab_domain::{
     ValidationError, ValidationErrors,
 };
 
-use crate::ports::{Appended, Clock, ConversationRepository, EventPublisher, MessageRepository, NewMessage};
+use crate::ports::{
+    Appended, Clock, ConversationRepository, EventPublisher, MessageRepository, NewMessage,
+};
 use crate::{AppError, Event, MessagePage, PageQuery, SessionId};
 
 /// What a client sends to post a message, unvalidated.
@@ -51,7 +53,12 @@ impl MessageService {
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { conversations, messages, events, clock }
+        Self {
+            conversations,
+            messages,
+            events,
+            clock,
+        }
     }
 
     /// Posts a message as `sender`. It is stored with the conversation's next seq, and only
@@ -88,14 +95,16 @@ impl MessageService {
             .ok_or(AppError::NotFound("conversation"))?;
         let now = self.clock.now();
         if !member.may_post(now) {
-            return Err(AppError::Forbidden("you are muted in this conversation".into()));
+            return Err(AppError::Forbidden(
+                "you are muted in this conversation".into(),
+            ));
         }
         // The common resend is answered without opening a write transaction; `append` still
         // catches the race where two copies arrive at once.
-        if let Some(key) = &client_msg_id {
-            if let Some(first) = self.messages.find_by_client_msg_id(sender, key).await? {
-                return Self::repeat(first, conversation_id);
-            }
+        if let Some(key) = &client_msg_id
+            && let Some(first) = self.messages.find_by_client_msg_id(sender, key).await?
+        {
+            return Self::repeat(first, conversation_id);
         }
 
         let appended = self
@@ -116,9 +125,16 @@ impl MessageService {
         };
         let recipients = self.conversations.member_ids(conversation_id).await?;
         self.events
-            .publish(Event::MessageCreated { message: message.clone(), recipients, origin })
+            .publish(Event::MessageCreated {
+                message: message.clone(),
+                recipients,
+                origin,
+            })
             .await;
-        Ok(Sent { message, created: true })
+        Ok(Sent {
+            message,
+            created: true,
+        })
     }
 
     /// A page of history of a conversation the caller is a member of.
@@ -150,22 +166,40 @@ impl MessageService {
                 "client_msg_id was already used for a message in another conversation".into(),
             ));
         }
-        Ok(Sent { message: first, created: false })
+        Ok(Sent {
+            message: first,
+            created: false,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockClock, MockConversationRepository, MockEventPublisher, MockMessageRepository, StoreError};
+    use crate::ports::{
+        MockClock, MockConversationRepository, MockEventPublisher, MockMessageRepository,
+        StoreError,
+    };
     use confab_domain::{Member, Role, Seq};
 
     fn now() -> confab_domain::Timestamp {
         chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
     }
 
-    fn member(conversation_id: ConversationId, user_id: UserId, muted_until: Option<confab_domain::Timestamp>) -> Member {
-        Member { conversation_id, user_id, role: Role::Member, joined_at: now(), read_seq: Seq::ZERO, delivered_seq: Seq::ZERO, muted_until }
+    fn member(
+        conversation_id: ConversationId,
+        user_id: UserId,
+        muted_until: Option<confab_domain::Timestamp>,
+    ) -> Member {
+        Member {
+            conversation_id,
+            user_id,
+            role: Role::Member,
+            joined_at: now(),
+            read_seq: Seq::ZERO,
+            delivered_seq: Seq::ZERO,
+            muted_until,
+        }
     }
 
     fn stored(new: &NewMessage, seq: u64) -> Message {
@@ -194,7 +228,12 @@ mod tests {
         fn service(self) -> MessageService {
             let mut clock = MockClock::new();
             clock.expect_now().returning(now);
-            MessageService::new(Arc::new(self.conversations), Arc::new(self.messages), Arc::new(self.events), Arc::new(clock))
+            MessageService::new(
+                Arc::new(self.conversations),
+                Arc::new(self.messages),
+                Arc::new(self.events),
+                Arc::new(clock),
+            )
         }
 
         fn member_of(&mut self, conversation: ConversationId, user: UserId) {
@@ -205,22 +244,47 @@ mod tests {
     }
 
     fn input(conversation_id: ConversationId, body: &str, key: Option<&str>) -> SendInput {
-        SendInput { conversation_id, body: Some(body.into()), client_msg_id: key.map(Into::into) }
+        SendInput {
+            conversation_id,
+            body: Some(body.into()),
+            client_msg_id: key.map(Into::into),
+        }
     }
 
     #[tokio::test]
     async fn send_stores_then_publishes_to_every_member_but_the_origin_socket() {
-        let (ann, bob, conv, origin) = (UserId::generate(), UserId::generate(), ConversationId::generate(), SessionId::generate());
+        let (ann, bob, conv, origin) = (
+            UserId::generate(),
+            UserId::generate(),
+            ConversationId::generate(),
+            SessionId::generate(),
+        );
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        mocks.messages.expect_append().withf(|new| new.body.as_str() == "hello")
+        mocks
+            .messages
+            .expect_append()
+            .withf(|new| new.body.as_str() == "hello")
             .returning(|new| Ok(Appended::Created(stored(&new, 1))));
-        mocks.conversations.expect_member_ids().returning(move |_| Ok(vec![ann, bob]));
-        mocks.events.expect_publish().times(1).withf(move |event| matches!(event,
+        mocks
+            .conversations
+            .expect_member_ids()
+            .returning(move |_| Ok(vec![ann, bob]));
+        mocks
+            .events
+            .expect_publish()
+            .times(1)
+            .withf(move |event| {
+                matches!(event,
             Event::MessageCreated { message, recipients, origin: Some(o) }
-                if message.seq == Seq::new(1) && recipients == &vec![ann, bob] && *o == origin))
+                if message.seq == Seq::new(1) && recipients == &vec![ann, bob] && *o == origin)
+            })
             .returning(|_| ());
-        let sent = mocks.service().send(ann, input(conv, "  hello ", None), Some(origin)).await.unwrap();
+        let sent = mocks
+            .service()
+            .send(ann, input(conv, "  hello ", None), Some(origin))
+            .await
+            .unwrap();
         assert!(sent.created);
         assert_eq!(sent.message.body.as_deref(), Some("hello"));
     }
@@ -230,14 +294,34 @@ mod tests {
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        let first = NewMessage { id: MessageId::generate(), conversation_id: conv, sender_id: ann, kind: MessageKind::Text,
-            body: MessageBody::parse("hi").unwrap(), client_msg_id: Some(ClientMsgId::parse("k1").unwrap()), created_at: now() };
+        let first = NewMessage {
+            id: MessageId::generate(),
+            conversation_id: conv,
+            sender_id: ann,
+            kind: MessageKind::Text,
+            body: MessageBody::parse("hi").unwrap(),
+            client_msg_id: Some(ClientMsgId::parse("k1").unwrap()),
+            created_at: now(),
+        };
         let first = stored(&first, 7);
         let found = first.clone();
-        mocks.messages.expect_find_by_client_msg_id().returning(move |_, _| Ok(Some(found.clone())));
+        mocks
+            .messages
+            .expect_find_by_client_msg_id()
+            .returning(move |_, _| Ok(Some(found.clone())));
         mocks.events.expect_publish().never();
-        let sent = mocks.service().send(ann, input(conv, "hi again", Some("k1")), None).await.unwrap();
-        assert_eq!(sent, Sent { message: first, created: false });
+        let sent = mocks
+            .service()
+            .send(ann, input(conv, "hi again", Some("k1")), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            sent,
+            Sent {
+                message: first,
+                created: false
+            }
+        );
     }
 
     #[tokio::test]
@@ -245,55 +329,118 @@ mod tests {
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        mocks.messages.expect_find_by_client_msg_id().returning(|_, _| Ok(None));
-        mocks.messages.expect_append().returning(|new| Ok(Appended::Existing(stored(&new, 3))));
+        mocks
+            .messages
+            .expect_find_by_client_msg_id()
+            .returning(|_, _| Ok(None));
+        mocks
+            .messages
+            .expect_append()
+            .returning(|new| Ok(Appended::Existing(stored(&new, 3))));
         mocks.events.expect_publish().never();
-        let sent = mocks.service().send(ann, input(conv, "hi", Some("k1")), None).await.unwrap();
+        let sent = mocks
+            .service()
+            .send(ann, input(conv, "hi", Some("k1")), None)
+            .await
+            .unwrap();
         assert!(!sent.created);
     }
 
     #[tokio::test]
     async fn reusing_a_client_msg_id_in_another_conversation_is_a_conflict() {
-        let (ann, conv, other) = (UserId::generate(), ConversationId::generate(), ConversationId::generate());
+        let (ann, conv, other) = (
+            UserId::generate(),
+            ConversationId::generate(),
+            ConversationId::generate(),
+        );
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        mocks.messages.expect_find_by_client_msg_id().returning(move |sender, key| {
-            let new = NewMessage { id: MessageId::generate(), conversation_id: other, sender_id: sender, kind: MessageKind::Text,
-                body: MessageBody::parse("x").unwrap(), client_msg_id: Some(key.clone()), created_at: now() };
-            Ok(Some(stored(&new, 1)))
-        });
-        let result = mocks.service().send(ann, input(conv, "hi", Some("k1")), None).await;
+        mocks
+            .messages
+            .expect_find_by_client_msg_id()
+            .returning(move |sender, key| {
+                let new = NewMessage {
+                    id: MessageId::generate(),
+                    conversation_id: other,
+                    sender_id: sender,
+                    kind: MessageKind::Text,
+                    body: MessageBody::parse("x").unwrap(),
+                    client_msg_id: Some(key.clone()),
+                    created_at: now(),
+                };
+                Ok(Some(stored(&new, 1)))
+            });
+        let result = mocks
+            .service()
+            .send(ann, input(conv, "hi", Some("k1")), None)
+            .await;
         assert!(matches!(result, Err(AppError::Conflict(_))));
     }
 
     #[tokio::test]
     async fn a_non_member_cannot_send_and_learns_nothing() {
         let mut mocks = Mocks::default();
-        mocks.conversations.expect_member().returning(|_, _| Ok(None));
+        mocks
+            .conversations
+            .expect_member()
+            .returning(|_, _| Ok(None));
         mocks.messages.expect_append().never();
-        let result = mocks.service().send(UserId::generate(), input(ConversationId::generate(), "hi", None), None).await;
+        let result = mocks
+            .service()
+            .send(
+                UserId::generate(),
+                input(ConversationId::generate(), "hi", None),
+                None,
+            )
+            .await;
         assert!(matches!(result, Err(AppError::NotFound("conversation"))));
     }
 
     #[tokio::test]
     async fn a_muted_member_cannot_send() {
         let mut mocks = Mocks::default();
-        mocks.conversations.expect_member()
-            .returning(|c, u| Ok(Some(member(c, u, Some(now() + chrono::Duration::minutes(1))))));
+        mocks.conversations.expect_member().returning(|c, u| {
+            Ok(Some(member(
+                c,
+                u,
+                Some(now() + chrono::Duration::minutes(1)),
+            )))
+        });
         mocks.messages.expect_append().never();
-        let result = mocks.service().send(UserId::generate(), input(ConversationId::generate(), "hi", None), None).await;
+        let result = mocks
+            .service()
+            .send(
+                UserId::generate(),
+                input(ConversationId::generate(), "hi", None),
+                None,
+            )
+            .await;
         assert!(matches!(result, Err(AppError::Forbidden(_))));
     }
 
     #[tokio::test]
     async fn invalid_body_and_key_are_both_reported_before_any_lookup() {
         let service = Mocks::default().service();
-        let bad = SendInput { conversation_id: ConversationId::generate(), body: Some(" ".into()), client_msg_id: Some(String::new()) };
-        let Err(AppError::Validation(errors)) = service.send(UserId::generate(), bad, None).await else { panic!("expected validation") };
+        let bad = SendInput {
+            conversation_id: ConversationId::generate(),
+            body: Some(" ".into()),
+            client_msg_id: Some(String::new()),
+        };
+        let Err(AppError::Validation(errors)) = service.send(UserId::generate(), bad, None).await
+        else {
+            panic!("expected validation")
+        };
         let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
         assert_eq!(fields, ["body", "client_msg_id"]);
-        let missing = SendInput { conversation_id: ConversationId::generate(), body: None, client_msg_id: None };
-        assert!(matches!(service.send(UserId::generate(), missing, None).await, Err(AppError::Validation(_))));
+        let missing = SendInput {
+            conversation_id: ConversationId::generate(),
+            body: None,
+            client_msg_id: None,
+        };
+        assert!(matches!(
+            service.send(UserId::generate(), missing, None).await,
+            Err(AppError::Validation(_))
+        ));
     }
 
     #[tokio::test]
@@ -301,9 +448,15 @@ mod tests {
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        mocks.messages.expect_append().returning(|_| Err(StoreError::Backend("disk on fire".into())));
+        mocks
+            .messages
+            .expect_append()
+            .returning(|_| Err(StoreError::Backend("disk on fire".into())));
         mocks.events.expect_publish().never();
-        let result = mocks.service().send(ann, input(conv, "hi", None), None).await;
+        let result = mocks
+            .service()
+            .send(ann, input(conv, "hi", None), None)
+            .await;
         assert!(matches!(result, Err(AppError::Internal(_))));
     }
 
@@ -311,18 +464,38 @@ mod tests {
     async fn history_limit_must_be_within_bounds() {
         let service = Mocks::default().service();
         for limit in [0, PageQuery::MAX_LIMIT + 1] {
-            let query = PageQuery { limit, ..PageQuery::default() };
-            assert!(matches!(service.history(UserId::generate(), ConversationId::generate(), query).await, Err(AppError::Validation(_))));
+            let query = PageQuery {
+                limit,
+                ..PageQuery::default()
+            };
+            assert!(matches!(
+                service
+                    .history(UserId::generate(), ConversationId::generate(), query)
+                    .await,
+                Err(AppError::Validation(_))
+            ));
         }
     }
 
     #[tokio::test]
     async fn history_of_a_non_member_is_not_found() {
         let mut mocks = Mocks::default();
-        mocks.conversations.expect_member().returning(|_, _| Ok(None));
+        mocks
+            .conversations
+            .expect_member()
+            .returning(|_, _| Ok(None));
         mocks.messages.expect_page().never();
-        let query = PageQuery { limit: 10, ..PageQuery::default() };
-        assert!(matches!(mocks.service().history(UserId::generate(), ConversationId::generate(), query).await, Err(AppError::NotFound(_))));
+        let query = PageQuery {
+            limit: 10,
+            ..PageQuery::default()
+        };
+        assert!(matches!(
+            mocks
+                .service()
+                .history(UserId::generate(), ConversationId::generate(), query)
+                .await,
+            Err(AppError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -330,9 +503,21 @@ mod tests {
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        let query = PageQuery { before: Some(Seq::new(10)), after: None, limit: 5 };
-        mocks.messages.expect_page().withf(move |c, q| *c == conv && *q == query)
-            .returning(|_, _| Ok(MessagePage { messages: vec![], has_more: true }));
+        let query = PageQuery {
+            before: Some(Seq::new(10)),
+            after: None,
+            limit: 5,
+        };
+        mocks
+            .messages
+            .expect_page()
+            .withf(move |c, q| *c == conv && *q == query)
+            .returning(|_, _| {
+                Ok(MessagePage {
+                    messages: vec![],
+                    has_more: true,
+                })
+            });
         let page = mocks.service().history(ann, conv, query).await.unwrap();
         assert!(page.has_more);
     }

@@ -50,7 +50,11 @@ pub(crate) async fn login(
     state: web::Data<HttpState>,
     body: web::Json<LoginRequest>,
 ) -> Result<web::Json<Session>, ApiError> {
-    let session = state.services.auth.login(&body.login, &body.password).await?;
+    let session = state
+        .services
+        .auth
+        .login(&body.login, &body.password)
+        .await?;
     Ok(web::Json(Session::from(&session)))
 }
 
@@ -64,7 +68,10 @@ pub(crate) async fn login(
     )
 )]
 #[get("/auth/me")]
-pub(crate) async fn me(state: web::Data<HttpState>, caller: Caller) -> Result<web::Json<User>, ApiError> {
+pub(crate) async fn me(
+    state: web::Data<HttpState>,
+    caller: Caller,
+) -> Result<web::Json<User>, ApiError> {
     let user = state.services.auth.me(caller.0).await?;
     Ok(web::Json(User::own(&user)))
 }

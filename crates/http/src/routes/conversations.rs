@@ -16,9 +16,14 @@ use crate::{ApiError, Caller, HttpState};
     )
 )]
 #[get("/conversations")]
-pub(crate) async fn list(state: web::Data<HttpState>, caller: Caller) -> Result<web::Json<Vec<Conversation>>, ApiError> {
+pub(crate) async fn list(
+    state: web::Data<HttpState>,
+    caller: Caller,
+) -> Result<web::Json<Vec<Conversation>>, ApiError> {
     let views = state.services.conversations.list(caller.0).await?;
-    Ok(web::Json(views.iter().map(Conversation::from_view).collect()))
+    Ok(web::Json(
+        views.iter().map(Conversation::from_view).collect(),
+    ))
 }
 
 /// The direct conversation with `username`: created (201) the first time, the same one (200)
@@ -41,8 +46,16 @@ pub(crate) async fn open_direct(
     caller: Caller,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, created) = state.services.conversations.open_direct(caller.0, &username).await?;
-    let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    let (view, created) = state
+        .services
+        .conversations
+        .open_direct(caller.0, &username)
+        .await?;
+    let mut response = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
     Ok(response.json(Conversation::from_view(&view)))
 }
 
@@ -66,7 +79,11 @@ pub(crate) async fn create_group(
     caller: Caller,
     body: web::Json<CreateGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.services.conversations.create_group(caller.0, &body.name, &body.members).await?;
+    let view = state
+        .services
+        .conversations
+        .create_group(caller.0, &body.name, &body.members)
+        .await?;
     Ok(HttpResponse::Created().json(Conversation::from_view(&view)))
 }
 
@@ -87,7 +104,11 @@ pub(crate) async fn get(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Conversation>, ApiError> {
-    let view = state.services.conversations.get(caller.0, ConversationId::from_uuid(*id)).await?;
+    let view = state
+        .services
+        .conversations
+        .get(caller.0, ConversationId::from_uuid(*id))
+        .await?;
     Ok(web::Json(Conversation::from_view(&view)))
 }
 
@@ -113,6 +134,10 @@ pub(crate) async fn mark_read(
     id: web::Path<Uuid>,
     body: web::Json<MarkReadRequest>,
 ) -> Result<web::Json<ReadState>, ApiError> {
-    let read = state.services.conversations.mark_read(caller.0, ConversationId::from_uuid(*id), body.seq).await?;
+    let read = state
+        .services
+        .conversations
+        .mark_read(caller.0, ConversationId::from_uuid(*id), body.seq)
+        .await?;
     Ok(web::Json(read.into()))
 }

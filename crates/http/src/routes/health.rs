@@ -7,7 +7,9 @@ use crate::HttpState;
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 pub(crate) async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok".into() })
+    web::Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// The instance can serve traffic: every dependency (the database) answers.
@@ -23,8 +25,12 @@ pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
     for probe in &state.probes {
         if let Err(why) = probe.check().await {
             tracing::warn!(dependency = probe.name(), %why, "not ready");
-            return HttpResponse::ServiceUnavailable().json(Health { status: "unavailable".into() });
+            return HttpResponse::ServiceUnavailable().json(Health {
+                status: "unavailable".into(),
+            });
         }
     }
-    HttpResponse::Ok().json(Health { status: "ok".into() })
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    })
 }

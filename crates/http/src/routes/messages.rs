@@ -32,7 +32,11 @@ pub(crate) async fn history(
         after: query.after.map(Seq::new),
         limit: query.limit.unwrap_or(PageQuery::DEFAULT_LIMIT),
     };
-    let page = state.services.messages.history(caller.0, ConversationId::from_uuid(*id), query).await?;
+    let page = state
+        .services
+        .messages
+        .history(caller.0, ConversationId::from_uuid(*id), query)
+        .await?;
     Ok(web::Json(MessagePage::from(&page)))
 }
 
@@ -70,6 +74,10 @@ pub(crate) async fn send(
         client_msg_id: body.client_msg_id,
     };
     let sent = state.services.messages.send(caller.0, input, None).await?;
-    let mut response = if sent.created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    let mut response = if sent.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
     Ok(response.json(Message::from(&sent.message)))
 }

@@ -54,13 +54,25 @@ impl Modify for InternalErrors {
             .description("Internal error; nothing internal is revealed")
             .content(
                 "application/json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
             )
             .build();
         for item in openapi.paths.paths.values_mut() {
-            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
             for operation in operations.into_iter().flatten() {
-                operation.responses.responses.entry("500".to_owned()).or_insert_with(|| internal.clone().into());
+                operation
+                    .responses
+                    .responses
+                    .entry("500".to_owned())
+                    .or_insert_with(|| internal.clone().into());
             }
         }
     }
@@ -78,24 +90,30 @@ where
         >,
 {
     use utoipa_actix_web::AppExt;
-    let (app, mut api) = app.into_utoipa_app().openapi(ApiDoc::openapi()).configure(mount).split_for_parts();
+    let (app, mut api) = app
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(mount)
+        .split_for_parts();
     InternalErrors.modify(&mut api);
     (app, api)
 }
 
 fn mount(cfg: &mut ServiceConfig<'_>) {
-    cfg.service(health::healthz).service(health::readyz).service(
-        scope::scope("/api/v1")
-            .service(auth::signup)
-            .service(auth::login)
-            .service(auth::me)
-            .service(conversations::list)
-            .service(conversations::open_direct)
-            .service(conversations::create_group)
-            .service(conversations::get)
-            .service(conversations::mark_read)
-            .service(messages::history)
-            .service(messages::send)
-            .service(socket::connect),
-    );
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(
+            scope::scope("/api/v1")
+                .service(auth::signup)
+                .service(auth::login)
+                .service(auth::me)
+                .service(conversations::list)
+                .service(conversations::open_direct)
+                .service(conversations::create_group)
+                .service(conversations::get)
+                .service(conversations::mark_read)
+                .service(messages::history)
+                .service(messages::send)
+                .service(socket::connect),
+        );
 }

@@ -33,8 +33,19 @@ pub(crate) async fn connect(
     let token = bearer_token(&req).or_else(|| query.as_ref().and_then(|q| q.token.as_deref()));
     let user = authenticate(&req, token)?;
     let state = state.into_inner();
-    confab_realtime::start_socket(&req, body, user, state.services.clone(), state.hub.clone(), state.socket)
-        .map_err(|error| {
-            ApiError::new(confab_api::ErrorCode::BadRequest, format!("not a WebSocket handshake: {error}")).into()
-        })
+    confab_realtime::start_socket(
+        &req,
+        body,
+        user,
+        state.services.clone(),
+        state.hub.clone(),
+        state.socket,
+    )
+    .map_err(|error| {
+        ApiError::new(
+            confab_api::ErrorCode::BadRequest,
+            format!("not a WebSocket handshake: {error}"),
+        )
+        .into()
+    })
 }
