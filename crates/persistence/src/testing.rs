@@ -1,0 +1,215 @@
+//! A fresh, migrated database for each test.
+//!
+//! By default each [`TestDatabase`] is a SQLite file in its own temporary directory. When
+//! `CONFAB_TEST_DATABASE_URL` names a Postgres server (`postgres://postgres@127.0.0.1:5432/postgres`),
+//! each one is instead a new database on that server, named `confab_test_<uuid>`, dropped
+//! again when the `TestDatabase` is. Tests never share state, and the same tests run on both
+//! backends: with the variable set and the server down, they fail rather than skip.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+use crate::{connect, migrate_up};
+
+/// The variable that points the tests at a Postgres server.
+pub const DATABASE_URL_VAR: &str = "CONFAB_TEST_DATABASE_URL";
+
+/// A database of one's own, migrated and ready. Keep it alive for as long as the database is
+/// in use: dropping it deletes the database.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// A URL that [`connect`] accepts, for code under test that opens its own pool (a whole
+    /// server started by an integration test, say).
+    pub url: String,
+    /// A pool on it.
+    pub db: DatabaseConnection,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    /// Deleted with the directory.
+    Sqlite { _dir: tempfile::TempDir },
+    /// Dropped through the server's maintenance database when the `TestDatabase` is.
+    Postgres { server_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A new, empty, migrated database: on the Postgres server of `CONFAB_TEST_DATABASE_URL`
+    /// if it is set, in a temporary SQLite file otherwise.
+    ///
+    /// # Panics
+    ///
+    /// If the database cannot be created or migrated, notably when `CONFAB_TEST_DATABASE_URL`
+    /// is set and its server cannot be reached.
+    pub async fn create() -> Self {
+        match std::env::var(DATABASE_URL_VAR) {
+            Ok(server_url) if !server_url.trim().is_empty() => Self::postgres(server_url).await,
+            _ => Self::sqlite().await,
+        }
+    }
+
+    /// Whether this database is on Postgres rather than SQLite.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("create a temporary directory for SQLite");
+        let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+        let db = connect(&url).await.expect("open the SQLite test database");
+        migrate_up(&db)
+            .await
+            .expect("migrate the SQLite test database");
+        Self {
+            url,
+            db,
+            backend: Backend::Sqlite { _dir: dir },
+        }
+    }
+
+    async fn postgres(server_url: String) -> Self {
+        let name = format!("confab_test_{}", uuid::Uuid::new_v4().simple());
+        let server = connect_server(&server_url).await.unwrap_or_else(|err| {
+            panic!(
+                "{DATABASE_URL_VAR} is set, but the Postgres server at {} cannot be reached: {err}",
+                redact_password(&server_url)
+            )
+        });
+        server
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|err| panic!("create test database {name}: {err}"));
+        server
+            .close()
+            .await
+            .expect("close the maintenance connection");
+
+        let url = with_database(&server_url, &name);
+        // Built before anything can fail, so that a failed migration still drops the database.
+        let mut test_db = Self {
+            url,
+            db: DatabaseConnection::default(),
+            backend: Backend::Postgres { server_url, name },
+        };
+        test_db.db = connect(&test_db.url)
+            .await
+            .expect("connect to the new test database");
+        migrate_up(&test_db.db)
+            .await
+            .expect("migrate the Postgres test database");
+        test_db
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Backend::Postgres { server_url, name } = &self.backend else {
+            return;
+        };
+        // Closing the pool gracefully would need the runtime it was opened on, and that runtime
+        // is blocked in this very drop. Dropping it closes its idle connections, and `FORCE`
+        // ends any session still open (a server under test that still holds a pool, say).
+        drop(std::mem::take(&mut self.db));
+        let (server_url, name) = (server_url.clone(), name.clone());
+        // Drop cannot await, and may run inside a runtime that must not be blocked from
+        // within: a thread of its own with a runtime of its own does the async work.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| err.to_string())?;
+            runtime.block_on(async {
+                let server = connect_server(&server_url)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                let result = server
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+                let _ = server.close().await;
+                result.map(drop).map_err(|err| err.to_string())
+            })
+        })
+        .join();
+        // Panicking in drop would abort a test that is already unwinding; a left-over
+        // database is worth a message, not a crash.
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => eprintln!("could not drop test database {}: {err}", self.url),
+            Err(_) => eprintln!("dropping test database {} panicked", self.url),
+        }
+    }
+}
+
+/// One connection to the server's maintenance database, given up on after a few seconds: a
+/// server that is down should fail the test quickly, not after the pool's usual 30 s.
+async fn connect_server(server_url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(server_url);
+    options
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
+
+/// `server_url` with its database (the URL path) replaced by `database`.
+fn with_database(server_url: &str, database: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server_url, None),
+    };
+    let authority = base.find("://").map_or(0, |scheme_end| scheme_end + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |slash| authority + slash);
+    let mut url = format!("{}/{database}", &base[..path]);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// `url` with any password replaced by `***`, fit for a panic message.
+fn redact_password(url: &str) -> String {
+    let authority = url.find("://").map_or(0, |scheme_end| scheme_end + 3);
+    let Some(at) = url[authority..].find('@').map(|at| authority + at) else {
+        return url.to_owned();
+    };
+    match url[authority..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..authority + colon], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_database_replaces_only_the_path() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+
+    #[test]
+    fn redact_password_hides_only_the_password() {
+        assert_eq!(
+            redact_password("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+    }
+}
