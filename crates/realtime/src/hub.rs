@@ -4,7 +4,7 @@ use std::sync::{Arc, RwLock};
 use bytestring::ByteString;
 use confab_app::SessionId;
 use confab_domain::UserId;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 /// One serialized frame on its way to a socket. Cloning shares the bytes.
 pub type Outbound = ByteString;
@@ -13,9 +13,20 @@ pub type Outbound = ByteString;
 ///
 /// Only short critical sections run under the lock (no await, no I/O): delivering is a
 /// non-blocking `try_send` per socket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     sockets: RwLock<HashMap<UserId, HashMap<SessionId, SocketHandle>>>,
+    /// Flips to true when the server shuts down; every socket watches it.
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            sockets: RwLock::default(),
+            closing: watch::Sender::new(false),
+        }
+    }
 }
 
 /// The hub's end of one socket.
@@ -57,6 +68,26 @@ impl Hub {
                 sockets.remove(&user);
             }
         }
+    }
+
+    /// Tells every socket, present and future, to close with 1001 (going away): the server is
+    /// shutting down and clients should reconnect, to another instance if there is one.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// What a socket watches to learn that the server is shutting down.
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// How many sockets are open on this instance.
+    pub fn total_sockets(&self) -> usize {
+        let sockets = self
+            .sockets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sockets.values().map(HashMap::len).sum()
     }
 
     /// How many sockets `user` has open on this instance.

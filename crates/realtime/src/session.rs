@@ -10,7 +10,7 @@ use confab_api::ErrorBody;
 use confab_api::ws::{AckResult, ClientEnvelope, ClientFrame, ServerFrame};
 use confab_app::{AppError, SendInput, Services, SessionId};
 use confab_domain::{ConversationId, UserId};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -58,6 +58,7 @@ pub fn start_socket(
     let overflow = Arc::new(Notify::new());
     // Registered before the upgrade completes, so nothing committed from now on is missed.
     hub.register(user, id, SocketHandle::new(outbound, overflow.clone()));
+    let closing = hub.closing();
     let socket = Socket {
         id,
         user,
@@ -69,7 +70,7 @@ pub fn start_socket(
     actix_web::rt::spawn(
         async move {
             tracing::info!("socket connected");
-            let reason = socket.run(stream, queue, overflow).await;
+            let reason = socket.run(stream, queue, overflow, closing).await;
             hub.unregister(user, id);
             tracing::info!(reason, "socket closed");
         }
@@ -98,6 +99,7 @@ impl Socket {
         mut stream: AggregatedMessageStream,
         mut queue: mpsc::Receiver<ByteString>,
         overflow: Arc<Notify>,
+        mut closing: watch::Receiver<bool>,
     ) -> &'static str {
         let hello = ServerFrame::Hello {
             user_id: self.user.as_uuid(),
@@ -109,7 +111,8 @@ impl Socket {
         let exit = if self.send(&hello).await.is_err() {
             Exit::ClientLeft
         } else {
-            self.serve(&mut stream, &mut queue, &overflow).await
+            self.serve(&mut stream, &mut queue, &overflow, &mut closing)
+                .await
         };
         match exit {
             Exit::ClientLeft => "client left",
@@ -129,6 +132,7 @@ impl Socket {
         stream: &mut AggregatedMessageStream,
         queue: &mut mpsc::Receiver<ByteString>,
         overflow: &Notify,
+        closing: &mut watch::Receiver<bool>,
     ) -> Exit {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.tick().await;
@@ -139,6 +143,9 @@ impl Socket {
             // client's `ping` is answered only once everything queued before it was sent.
             tokio::select! {
                 biased;
+                Ok(_) = closing.wait_for(|closing| *closing) => {
+                    return Exit::Close(CloseCode::Away, "server shutting down");
+                }
                 () = overflow.notified() => {
                     return Exit::Close(CloseCode::Policy, "too slow: outbound queue full");
                 }

@@ -38,6 +38,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for Application {
@@ -88,7 +89,7 @@ impl Application {
         });
         let state = HttpState {
             services,
-            hub,
+            hub: hub.clone(),
             socket: config.socket,
             probes: vec![Arc::new(DatabaseProbe(db))],
         };
@@ -104,7 +105,11 @@ impl Application {
                 source,
             })?
             .port();
+        // Signals are ours (see `run_until_stopped`): sockets must be told to go before the
+        // workers stop, or clients see a dropped connection instead of a close frame.
         let server = HttpServer::new(move || confab_http::app(state.clone()))
+            .disable_signals()
+            .shutdown_timeout(30)
             .listen(listener)
             .map_err(|source| StartupError::Bind {
                 addr: config.bind,
@@ -112,7 +117,7 @@ impl Application {
             })?
             .run();
         tracing::info!(address = %config.bind, port, "confab is listening");
-        Ok(Self { port, server })
+        Ok(Self { port, server, hub })
     }
 
     /// The port actually bound.
@@ -120,9 +125,42 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process is told to stop (SIGINT or SIGTERM), then finishes in-flight
-    /// requests.
+    /// Serves until the process is told to stop (SIGINT or SIGTERM). Then it drains: stops
+    /// accepting, closes every socket with 1001 (going away) so clients reconnect at once, and
+    /// finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let hub = self.hub;
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!(sockets = hub.total_sockets(), "shutting down");
+            hub.close_all();
+            handle.stop(true).await;
+        });
         self.server.await
+    }
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM (what systemd, Kubernetes and docker send).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }

@@ -15,7 +15,9 @@ fn confab(data_dir: &std::path::Path) -> Command {
             command.env_remove(key);
         }
     }
-    command.env("CONFAB_DATA_DIR", data_dir);
+    command
+        .env("CONFAB_DATA_DIR", data_dir)
+        .env("CONFAB_LOG", "warn");
     command
 }
 
@@ -44,42 +46,67 @@ fn http_get(port: u16, path: &str) -> String {
     response
 }
 
-#[test]
-fn serve_with_no_configuration_uses_sqlite_in_the_data_dir_and_keeps_a_generated_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let child = confab(dir.path())
+/// Starts `confab serve` on a free port with JSON logs; returns it, its port, and the log
+/// lines it wrote before it started listening.
+fn start_server(dir: &std::path::Path) -> (Running, u16, Vec<serde_json::Value>) {
+    let child = confab(dir)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("CONFAB_LOG_FORMAT", "json")
+        .env("CONFAB_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut server = Running(child);
-    let stdout = server.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut warned_about_secret = false;
-    let mut port = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["level"] == "WARN"
-            && event["message"]
-                .as_str()
-                .unwrap()
-                .contains("CONFAB_JWT_SECRET")
-        {
-            warned_about_secret = true;
-        }
-        if let Some(p) = event["port"].as_u64() {
-            port = Some(u16::try_from(p).unwrap());
-            break;
-        }
+    let mut events = Vec::new();
+    loop {
         assert!(
             Instant::now() < deadline,
             "the server did not report its port"
         );
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(port) = event["port"].as_u64() {
+            // Keep draining the log so the server never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (server, u16::try_from(port).unwrap(), events);
+        }
+        events.push(event);
     }
-    let port = port.expect("the server exited before listening");
+}
+
+fn http_post_json(port: u16, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serve_with_no_configuration_uses_sqlite_in_the_data_dir_and_keeps_a_generated_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, port, events) = start_server(dir.path());
+    let warned_about_secret = events.iter().any(|event| {
+        event["level"] == "WARN"
+            && event["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("CONFAB_JWT_SECRET")
+    });
     assert!(
         warned_about_secret,
         "a generated secret must be announced with a warning"
@@ -196,4 +223,58 @@ fn openapi_writes_the_spec_with_every_route() {
         me["security"].is_array(),
         "protected routes name the bearer scheme"
     );
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_going_away_and_exits_cleanly() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, port, _) = start_server(dir.path());
+    let signup = http_post_json(
+        port,
+        "/api/v1/auth/signup",
+        r#"{"username":"ann","email":"ann@example.org","password":"correct horse"}"#,
+    );
+    assert!(signup.starts_with("HTTP/1.1 201"), "{signup}");
+    let body = signup.split("\r\n\r\n").nth(1).unwrap();
+    let token = serde_json::from_str::<serde_json::Value>(body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/v1/ws?token={token}"))
+            .await
+            .unwrap();
+    let hello = socket.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"hello\""));
+
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("no close frame after SIGTERM");
+    assert_eq!(close.unwrap().code, CloseCode::Away);
+    drop(socket);
+    let status = tokio::task::spawn_blocking(move || server.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "confab exited with {status}");
 }
