@@ -14,6 +14,7 @@ pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::{DbErr, MigrationTrait, MigratorTrait};
 
 mod m20261122_000001_chat_core;
+mod m20261122_000002_presence;
 
 /// Every Confab migration, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,6 +23,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_chat_core::Migration)]
+        vec![
+            Box::new(m20261122_000001_chat_core::Migration),
+            Box::new(m20261122_000002_presence::Migration),
+        ]
     }
 }

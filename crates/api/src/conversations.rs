@@ -106,6 +106,8 @@ pub struct MarkReadRequest {
 pub struct ReadState {
     /// Their read cursor.
     pub read_seq: u64,
+    /// Their delivery cursor (never below the read cursor).
+    pub delivered_seq: u64,
     /// Their unread count.
     pub unread_count: u64,
 }
@@ -114,7 +116,59 @@ impl From<confab_app::ReadState> for ReadState {
     fn from(state: confab_app::ReadState) -> Self {
         Self {
             read_seq: state.read_seq.value(),
+            delivered_seq: state.delivered_seq.value(),
             unread_count: state.unread_count,
+        }
+    }
+}
+
+/// A conversation as `conversation.updated` carries it: the sidebar entry of the recipient,
+/// with their own unread count. Without `members`, which would make every message cost
+/// members² bytes in a group: fetch the conversation over REST when you need them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationUpdate {
+    /// Id.
+    pub id: Uuid,
+    /// `direct`, `group` or `room`.
+    #[schema(schema_with = crate::schema::conversation_kind)]
+    pub kind: ConversationKind,
+    /// Name of a group or room.
+    pub name: Option<String>,
+    /// Topic line.
+    pub topic: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last activity.
+    pub updated_at: DateTime<Utc>,
+    /// Seq of the newest message.
+    pub last_seq: u64,
+    /// The newest message.
+    pub last_message: Option<Message>,
+    /// The recipient's unread count.
+    pub unread_count: u64,
+    /// The recipient's role.
+    #[schema(schema_with = crate::schema::role)]
+    pub my_role: Role,
+}
+
+impl ConversationUpdate {
+    /// The update of `conversation` as `member` sees it.
+    pub fn new(
+        conversation: &confab_domain::Conversation,
+        last_message: Option<&confab_domain::Message>,
+        member: &confab_app::MemberActivity,
+    ) -> Self {
+        Self {
+            id: conversation.id.as_uuid(),
+            kind: conversation.kind,
+            name: conversation.name.clone(),
+            topic: conversation.topic.clone(),
+            created_at: conversation.created_at,
+            updated_at: conversation.updated_at,
+            last_seq: conversation.last_seq.value(),
+            last_message: last_message.map(Message::from),
+            unread_count: member.unread_count,
+            my_role: member.role,
         }
     }
 }

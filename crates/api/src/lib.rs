@@ -9,6 +9,7 @@
 //! HTTP status, used by REST and WebSocket alike.
 #![deny(missing_docs)]
 
+mod asyncapi;
 mod auth;
 mod conversations;
 mod error;
@@ -16,7 +17,10 @@ mod messages;
 mod schema;
 pub mod ws;
 
+pub use asyncapi::asyncapi;
 pub use auth::{LoginRequest, Session, SignupRequest, User};
-pub use conversations::{Conversation, CreateGroupRequest, MarkReadRequest, Member, ReadState};
+pub use conversations::{
+    Conversation, ConversationUpdate, CreateGroupRequest, MarkReadRequest, Member, ReadState,
+};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, Health};
 pub use messages::{HistoryQuery, Message, MessagePage, SendMessageRequest};

@@ -5,10 +5,53 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{ErrorBody, ErrorCode, Message};
+use utoipa::ToSchema;
+
+use crate::{ConversationUpdate, ErrorBody, ErrorCode, Message};
+
+/// Whether a member is typing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TypingState {
+    /// Started (or still) typing; expires after a few seconds without another `start`.
+    Start,
+    /// Stopped typing.
+    Stop,
+}
+
+/// Whether a user has a connected device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    /// At least one device connected.
+    Online,
+    /// No device connected.
+    Offline,
+}
+
+/// Where a client stands in one conversation: it holds every message up to `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SyncCursor {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The highest seq the client holds (0 for none).
+    pub seq: u64,
+}
+
+/// Messages left out of a bounded backlog: those with `after_seq < seq < before_seq`. Page them
+/// with `GET /api/v1/conversations/{id}/messages?after=…&before=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SkippedRange {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The range starts above this seq.
+    pub after_seq: u64,
+    /// The range ends below this seq.
+    pub before_seq: u64,
+}
 
 /// A frame from client to server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum ClientFrame {
     /// Application-level liveness check; answered with `pong`.
@@ -26,8 +69,8 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
     },
-    /// Everything up to `seq` has been read; answered with `ack {conversation_id, read_seq,
-    /// unread_count}`.
+    /// Everything up to `seq` has been read (which implies received); answered with
+    /// `ack {conversation_id, read_seq, delivered_seq, unread_count}`; members hear `receipt`.
     #[serde(rename = "message.read")]
     MessageRead {
         /// The conversation.
@@ -35,11 +78,60 @@ pub enum ClientFrame {
         /// The highest seq read.
         seq: u64,
     },
+    /// This device holds every message up to `seq`; answered like `message.read`; members
+    /// hear `receipt` (the sender's "delivered" tick).
+    #[serde(rename = "delivered")]
+    Delivered {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The highest seq held.
+        seq: u64,
+    },
+    /// Replace the text of one's own message; answered with `ack {message}`; members hear
+    /// `message.updated`.
+    #[serde(rename = "message.edit")]
+    MessageEdit {
+        /// The message.
+        message_id: Uuid,
+        /// The new text.
+        body: String,
+    },
+    /// Delete one's own message (it keeps its seq, loses its body); answered with
+    /// `ack {message}`; members hear `message.deleted`.
+    #[serde(rename = "message.delete")]
+    MessageDelete {
+        /// The message.
+        message_id: Uuid,
+    },
+    /// Started or stopped typing; the other members hear `typing`. Answered only on error.
+    #[serde(rename = "typing")]
+    Typing {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// `start` or `stop`.
+        state: TypingState,
+    },
+    /// Every message above each cursor, in seq order, each once (what this socket already
+    /// sent is skipped), as `message.new` frames; then `sync.done`.
+    #[serde(rename = "sync")]
+    Sync {
+        /// Where the client stands in each conversation it wants to catch up on.
+        cursors: Vec<SyncCursor>,
+    },
 }
 
 impl ClientFrame {
     /// Every `type` a client may send.
-    pub const TYPES: &'static [&'static str] = &["ping", "message.send", "message.read"];
+    pub const TYPES: &'static [&'static str] = &[
+        "ping",
+        "message.send",
+        "message.read",
+        "delivered",
+        "message.edit",
+        "message.delete",
+        "typing",
+        "sync",
+    ];
 }
 
 /// A client frame with its optional `ref`.
@@ -96,27 +188,29 @@ impl ClientEnvelope {
 }
 
 /// What an `ack` confirms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum AckResult {
-    /// `message.send`: the stored message.
+    /// `message.send`, `message.edit`, `message.delete`: the message as stored now.
     Sent {
-        /// The message as stored, with its seq.
+        /// The message, with its seq.
         message: Message,
     },
-    /// `message.read`: the read state now.
+    /// `message.read`, `delivered`: the caller's cursors now.
     Read {
         /// The conversation.
         conversation_id: Uuid,
         /// The read cursor now.
         read_seq: u64,
+        /// The delivery cursor now.
+        delivered_seq: u64,
         /// The unread count now.
         unread_count: u64,
     },
 }
 
 /// A frame from server to client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum ServerFrame {
     /// First frame on every connection.
@@ -148,11 +242,75 @@ pub enum ServerFrame {
         #[serde(flatten)]
         result: AckResult,
     },
-    /// A new message in one of the user's conversations.
+    /// A message in one of the user's conversations: new, from the backlog, or from `sync`.
+    /// Per conversation they arrive in seq order, each once per socket.
     #[serde(rename = "message.new")]
     MessageNew {
         /// The message.
         message: Message,
+    },
+    /// A message was edited.
+    #[serde(rename = "message.updated")]
+    MessageUpdated {
+        /// The message now.
+        message: Message,
+    },
+    /// A message was deleted: same id and seq, `body: null`, `deleted_at` set.
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        /// The message now.
+        message: Message,
+    },
+    /// A member's cursors moved: "delivered" and "read" ticks.
+    #[serde(rename = "receipt")]
+    Receipt {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Whose cursors.
+        user_id: Uuid,
+        /// Their read cursor.
+        read_seq: u64,
+        /// Their delivery cursor.
+        delivered_seq: u64,
+    },
+    /// Another member started or stopped typing. Never stored; a `start` expires by itself
+    /// (the server sends `stop`) a few seconds after the typist's last `start`.
+    #[serde(rename = "typing")]
+    Typing {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+        /// `start` or `stop`.
+        state: TypingState,
+    },
+    /// A user who shares a conversation with you came online or went offline. On connect,
+    /// one frame for each contact who is online.
+    #[serde(rename = "presence")]
+    Presence {
+        /// Who.
+        user_id: Uuid,
+        /// `online` or `offline`.
+        status: PresenceStatus,
+        /// When they were last seen (when going offline).
+        last_seen_at: Option<DateTime<Utc>>,
+    },
+    /// A conversation moved: new activity, a deletion, a read on another of your devices.
+    /// Carries your own unread count, for sidebars and badges.
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated {
+        /// The conversation as you see it now.
+        conversation: ConversationUpdate,
+    },
+    /// The backlog after connect, or the answer to `sync`, is complete.
+    #[serde(rename = "sync.done")]
+    SyncDone {
+        /// The `sync` frame's `ref` (none after the automatic backlog).
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// Ranges left out of a bounded backlog, to page over REST.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<SkippedRange>,
     },
     /// A client frame failed; the socket stays open.
     #[serde(rename = "error")]
@@ -257,6 +415,7 @@ mod tests {
             result: AckResult::Read {
                 conversation_id: Uuid::now_v7(),
                 read_seq: 3,
+                delivered_seq: 3,
                 unread_count: 0,
             },
         };

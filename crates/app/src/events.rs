@@ -1,6 +1,6 @@
 use std::fmt;
 
-use confab_domain::{Message, UserId};
+use confab_domain::{Conversation, ConversationId, Message, Role, Seq, Timestamp, UserId};
 use uuid::Uuid;
 
 /// Identifies one connected socket (one device), so that an event can skip the socket it came
@@ -26,6 +26,17 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// One member's personal view of a conversation's new state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberActivity {
+    /// The member.
+    pub user_id: UserId,
+    /// Their role.
+    pub role: Role,
+    /// Their unread count now.
+    pub unread_count: u64,
+}
+
 /// Something that happened and was committed, for delivery to the sockets of the users it
 /// concerns. Published only after the change is durable.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,20 +50,73 @@ pub enum Event {
         /// The socket that sent it, which gets an `ack` instead of a copy.
         origin: Option<SessionId>,
     },
+    /// A message was edited.
+    MessageUpdated {
+        /// The message in its new state.
+        message: Message,
+        /// Every member.
+        recipients: Vec<UserId>,
+    },
+    /// A message was deleted: it keeps its id and seq, and loses its body.
+    MessageDeleted {
+        /// The message in its deleted state.
+        message: Message,
+        /// Every member.
+        recipients: Vec<UserId>,
+    },
+    /// A member's read or delivery cursor moved forward.
+    Receipt {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Whose cursors.
+        user_id: UserId,
+        /// Their read cursor now.
+        read_seq: Seq,
+        /// Their delivery cursor now.
+        delivered_seq: Seq,
+        /// Every member, the reader's other devices included.
+        recipients: Vec<UserId>,
+    },
+    /// A member started or stopped typing. Never stored.
+    Typing {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Who is typing.
+        user_id: UserId,
+        /// Started (true) or stopped (false).
+        typing: bool,
+        /// The other members: never the typist.
+        recipients: Vec<UserId>,
+    },
+    /// A user came online or went offline.
+    Presence {
+        /// The user.
+        user_id: UserId,
+        /// Online now?
+        online: bool,
+        /// When they were last seen (set when they go offline).
+        last_seen_at: Option<Timestamp>,
+        /// Users who share a conversation with them.
+        recipients: Vec<UserId>,
+    },
+    /// A conversation changed in a way that moves it in sidebars: new activity, a read on
+    /// another device. Each member gets their own unread count and role.
+    ConversationUpdated {
+        /// The conversation now.
+        conversation: Conversation,
+        /// Its newest message.
+        last_message: Option<Message>,
+        /// The members to tell, each with their own view.
+        members: Vec<MemberActivity>,
+    },
 }
 
 impl Event {
-    /// The users whose sockets should receive the event.
-    pub fn recipients(&self) -> &[UserId] {
-        match self {
-            Self::MessageCreated { recipients, .. } => recipients,
-        }
-    }
-
     /// The socket the event came from, which does not get it back.
     pub fn origin(&self) -> Option<SessionId> {
         match self {
             Self::MessageCreated { origin, .. } => *origin,
+            _ => None,
         }
     }
 }

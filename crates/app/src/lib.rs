@@ -18,11 +18,12 @@ mod views;
 use std::sync::Arc;
 
 pub use error::AppError;
-pub use events::{Event, SessionId};
+pub use events::{Event, MemberActivity, SessionId};
 pub use services::auth::{AuthService, Session, SignupInput};
 pub use services::conversations::ConversationService;
 pub use services::messages::{MessageService, SendInput, Sent};
-pub use views::{ConversationView, MemberView, MessagePage, PageQuery, ReadState};
+pub use services::presence::PresenceService;
+pub use views::{Backlog, ConversationView, MemberView, MessagePage, PageQuery, ReadState};
 
 /// Everything a service may need from the outside world, as adapters chosen at start-up.
 #[derive(Clone)]
@@ -35,6 +36,8 @@ pub struct Ports {
     pub messages: Arc<dyn ports::MessageRepository>,
     /// Where committed events go to reach sockets.
     pub events: Arc<dyn ports::EventPublisher>,
+    /// Who is online.
+    pub presence: Arc<dyn ports::PresenceStore>,
     /// Password hashing.
     pub hasher: Arc<dyn ports::PasswordHasher>,
     /// Access tokens.
@@ -58,6 +61,8 @@ pub struct Services {
     pub conversations: Arc<ConversationService>,
     /// Sending and reading messages.
     pub messages: Arc<MessageService>,
+    /// Who is online.
+    pub presence: Arc<PresenceService>,
 }
 
 impl Services {
@@ -74,11 +79,19 @@ impl Services {
                 ports.conversations.clone(),
                 ports.users.clone(),
                 ports.messages.clone(),
+                ports.events.clone(),
                 ports.clock.clone(),
             )),
             messages: Arc::new(MessageService::new(
-                ports.conversations,
+                ports.conversations.clone(),
                 ports.messages,
+                ports.events.clone(),
+                ports.clock.clone(),
+            )),
+            presence: Arc::new(PresenceService::new(
+                ports.presence,
+                ports.conversations,
+                ports.users,
                 ports.events,
                 ports.clock,
             )),

@@ -52,11 +52,28 @@ pub struct MessagePage {
     pub has_more: bool,
 }
 
-/// A member's read state after they marked a conversation read.
+/// A member's cursors after they reported reading or receiving messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadState {
     /// Their read cursor now.
     pub read_seq: Seq,
+    /// Their delivery cursor now (never below the read cursor).
+    pub delivered_seq: Seq,
     /// Their unread count now.
     pub unread_count: u64,
+}
+
+/// What a reconnecting device missed in one conversation: the messages above its user's
+/// delivery cursor, newest first up to a bound, in ascending order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backlog {
+    /// The conversation.
+    pub conversation_id: confab_domain::ConversationId,
+    /// Its newest seq when the backlog was read.
+    pub last_seq: Seq,
+    /// The missed messages, ascending by seq (at most the bound).
+    pub messages: Vec<Message>,
+    /// When the backlog was larger than the bound: the seqs strictly between these two were
+    /// not sent; the client pages them over REST (`after`/`before`).
+    pub skipped: Option<(Seq, Seq)>,
 }

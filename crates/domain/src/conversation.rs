@@ -169,6 +169,32 @@ impl Member {
     }
 }
 
+impl Member {
+    /// The member's unread count without counting rows: everything above their read cursor,
+    /// less the deleted messages above it.
+    ///
+    /// This rests on an invariant the message path keeps: sending a message raises the
+    /// sender's read cursor to it, so a member's own messages are never above their cursor.
+    /// `deleted` lists the seqs of deleted messages (any order; those at or below the cursor
+    /// are ignored).
+    ///
+    /// ```
+    /// # use confab_domain::*;
+    /// # let now = chrono::Utc::now();
+    /// let member = Member { conversation_id: ConversationId::generate(), user_id: UserId::generate(),
+    ///     role: Role::Member, joined_at: now, read_seq: Seq::new(3), delivered_seq: Seq::new(3), muted_until: None };
+    /// assert_eq!(member.unread_count(Seq::new(10), &[Seq::new(2), Seq::new(5)]), 6);
+    /// ```
+    pub fn unread_count(&self, last_seq: Seq, deleted: &[Seq]) -> u64 {
+        let above = last_seq.value().saturating_sub(self.read_seq.value());
+        let deleted_above = deleted
+            .iter()
+            .filter(|seq| **seq > self.read_seq && **seq <= last_seq)
+            .count() as u64;
+        above.saturating_sub(deleted_above)
+    }
+}
+
 /// The two users of a direct conversation, in a canonical order, so that "Ann with Bob" and
 /// "Bob with Ann" are the same conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

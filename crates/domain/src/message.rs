@@ -76,6 +76,16 @@ pub struct Message {
 }
 
 impl Message {
+    /// Whether `user` may edit this message: only its author, and not once it is deleted.
+    pub fn may_edit(&self, user: UserId) -> bool {
+        self.sender_id == user && self.deleted_at.is_none() && self.kind != MessageKind::System
+    }
+
+    /// Whether `user` may delete this message: its author (moderators come with moderation).
+    pub fn may_delete(&self, user: UserId) -> bool {
+        self.sender_id == user && self.kind != MessageKind::System
+    }
+
     /// Whether the message counts towards `reader`'s unread count, given their read cursor:
     /// messages from others above the cursor that are not deleted.
     ///
@@ -129,6 +139,32 @@ mod tests {
     }
 
     proptest! {
+        /// The O(1) arithmetic of `Member::unread_count` agrees with counting messages, as long
+        /// as sending raises the sender's cursor (which the message path guarantees).
+        #[test]
+        fn member_unread_arithmetic_agrees_with_counting(
+            log in proptest::collection::vec((any::<bool>(), any::<bool>(), any::<bool>()), 0..60),
+        ) {
+            use crate::{Member, Role};
+            let (me, other) = (UserId::generate(), UserId::generate());
+            let mut read = 0u64;
+            let mut messages = Vec::new();
+            for (i, &(mine, deleted, read_now)) in log.iter().enumerate() {
+                let seq = i as u64 + 1;
+                messages.push(message(seq, if mine { me } else { other }, deleted));
+                if mine || read_now {
+                    read = seq;
+                }
+            }
+            let last = Seq::new(messages.len() as u64);
+            let deleted: Vec<Seq> = messages.iter().filter(|m| m.deleted_at.is_some()).map(|m| m.seq).collect();
+            let member = Member {
+                conversation_id: ConversationId::generate(), user_id: me, role: Role::Member,
+                joined_at: chrono::Utc::now(), read_seq: Seq::new(read), delivered_seq: Seq::new(read), muted_until: None,
+            };
+            prop_assert_eq!(member.unread_count(last, &deleted), Message::unread_count(&messages, me, Seq::new(read)));
+        }
+
         #[test]
         fn unread_count_counts_others_undeleted_messages_above_the_cursor(
             log in proptest::collection::vec((any::<bool>(), any::<bool>()), 0..60),

@@ -12,6 +12,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use sea_orm::{IdenStatic, QueryTrait};
+
 use crate::convert;
 use crate::entities::{conversation_members, conversations, messages};
 use crate::error::{UniqueIndex, missing, roll_back, store_error};
@@ -23,6 +25,41 @@ pub struct SqlConversationRepository {
 }
 
 impl SqlConversationRepository {
+    /// Raises one of a member's cursors to `seq`, never lowering it, and reads it back.
+    async fn raise_cursor(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        cursor: conversation_members::Column,
+        seq: Seq,
+    ) -> StoreResult<Seq> {
+        let seq = convert::seq_to_db(seq)?;
+        // The `cursor < seq` guard makes the raise atomic: a concurrent, higher raise from
+        // another device is never overwritten by a lower one.
+        conversation_members::Entity::update_many()
+            .col_expr(cursor, Expr::value(seq))
+            .filter(conversation_members::Column::ConversationId.eq(conversation.as_uuid()))
+            .filter(conversation_members::Column::UserId.eq(user.as_uuid()))
+            .filter(cursor.lt(seq))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        let current: Option<i64> =
+            conversation_members::Entity::find_by_id((conversation.as_uuid(), user.as_uuid()))
+                .select_only()
+                .column(cursor)
+                .into_tuple()
+                .one(&self.db)
+                .await
+                .map_err(store_error)?;
+        let current = current.ok_or_else(|| {
+            missing(format!(
+                "membership of user {user} in conversation {conversation}"
+            ))
+        })?;
+        convert::seq_from_db(cursor.as_str(), current)
+    }
+
     /// The repository over `db`.
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
@@ -202,31 +239,47 @@ impl ConversationRepository for SqlConversationRepository {
         user: UserId,
         seq: Seq,
     ) -> StoreResult<Seq> {
-        let seq = convert::seq_to_db(seq)?;
-        // The `read_seq < seq` guard makes the raise atomic: a concurrent, higher raise from
-        // another device is never overwritten by a lower one.
-        conversation_members::Entity::update_many()
-            .col_expr(conversation_members::Column::ReadSeq, Expr::value(seq))
-            .filter(conversation_members::Column::ConversationId.eq(conversation.as_uuid()))
+        self.raise_cursor(
+            conversation,
+            user,
+            conversation_members::Column::ReadSeq,
+            seq,
+        )
+        .await
+    }
+
+    async fn raise_delivered_seq(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+    ) -> StoreResult<Seq> {
+        self.raise_cursor(
+            conversation,
+            user,
+            conversation_members::Column::DeliveredSeq,
+            seq,
+        )
+        .await
+    }
+
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        let mine = conversation_members::Entity::find()
+            .select_only()
+            .column(conversation_members::Column::ConversationId)
             .filter(conversation_members::Column::UserId.eq(user.as_uuid()))
-            .filter(conversation_members::Column::ReadSeq.lt(seq))
-            .exec(&self.db)
+            .into_query();
+        let ids: Vec<Uuid> = conversation_members::Entity::find()
+            .select_only()
+            .column(conversation_members::Column::UserId)
+            .distinct()
+            .filter(conversation_members::Column::ConversationId.in_subquery(mine))
+            .filter(conversation_members::Column::UserId.ne(user.as_uuid()))
+            .into_tuple()
+            .all(&self.db)
             .await
             .map_err(store_error)?;
-        let current: Option<i64> =
-            conversation_members::Entity::find_by_id((conversation.as_uuid(), user.as_uuid()))
-                .select_only()
-                .column(conversation_members::Column::ReadSeq)
-                .into_tuple()
-                .one(&self.db)
-                .await
-                .map_err(store_error)?;
-        let current = current.ok_or_else(|| {
-            missing(format!(
-                "membership of user {user} in conversation {conversation}"
-            ))
-        })?;
-        convert::seq_from_db("conversation_members.read_seq", current)
+        Ok(ids.into_iter().map(UserId::from_uuid).collect())
     }
 
     async fn unread_counts(

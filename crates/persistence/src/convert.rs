@@ -58,6 +58,7 @@ pub(crate) fn new_user_row(user: &NewUser) -> users::ActiveModel {
         display_name: Set(user.display_name.as_str().to_owned()),
         password_hash: Set(user.password_hash.clone()),
         created_at: Set(user.created_at),
+        last_seen_at: Set(None),
     }
 }
 

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use confab_app::ports::{Appended, MessageRepository, NewMessage, StoreResult};
 use confab_app::{MessagePage, PageQuery};
-use confab_domain::{ClientMsgId, ConversationId, Message, UserId};
+use confab_domain::{
+    ClientMsgId, ConversationId, Message, MessageBody, MessageId, Seq, Timestamp, UserId,
+};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
@@ -142,6 +144,63 @@ impl MessageRepository for SqlMessageRepository {
             messages: convert::all(rows, convert::message)?,
             has_more,
         })
+    }
+
+    async fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let row = messages::Entity::find_by_id(id.as_uuid())
+            .one(&self.db)
+            .await
+            .map_err(store_error)?;
+        row.map(convert::message).transpose()
+    }
+
+    async fn edit(&self, id: MessageId, body: MessageBody, at: Timestamp) -> StoreResult<Message> {
+        // Only a message that is still there can be edited: a concurrent delete wins.
+        messages::Entity::update_many()
+            .col_expr(messages::Column::Body, Expr::value(body.as_str()))
+            .col_expr(messages::Column::EditedAt, Expr::value(at))
+            .filter(messages::Column::Id.eq(id.as_uuid()))
+            .filter(messages::Column::DeletedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        self.find(id)
+            .await?
+            .ok_or_else(|| crate::error::missing(format!("message {id}")))
+    }
+
+    async fn delete(&self, id: MessageId, at: Timestamp) -> StoreResult<Message> {
+        messages::Entity::update_many()
+            .col_expr(messages::Column::Body, Expr::value(Option::<String>::None))
+            .col_expr(messages::Column::DeletedAt, Expr::value(at))
+            .filter(messages::Column::Id.eq(id.as_uuid()))
+            .filter(messages::Column::DeletedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        self.find(id)
+            .await?
+            .ok_or_else(|| crate::error::missing(format!("message {id}")))
+    }
+
+    async fn deleted_seqs(
+        &self,
+        conversation: ConversationId,
+        above: Seq,
+    ) -> StoreResult<Vec<Seq>> {
+        let seqs: Vec<i64> = messages::Entity::find()
+            .select_only()
+            .column(messages::Column::Seq)
+            .filter(messages::Column::ConversationId.eq(conversation.as_uuid()))
+            .filter(messages::Column::Seq.gt(convert::seq_bound(above)))
+            .filter(messages::Column::DeletedAt.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        seqs.into_iter()
+            .map(|seq| convert::seq_from_db("messages.seq", seq))
+            .collect()
     }
 
     async fn last_messages(&self, conversations: &[ConversationId]) -> StoreResult<Vec<Message>> {

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use confab_app::ports::{NewUser, StoreResult, UserCredentials, UserRepository};
-use confab_domain::{Email, User, UserId, Username};
+use confab_domain::{Email, Timestamp, User, UserId, Username};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::convert;
@@ -40,6 +41,16 @@ impl UserRepository for SqlUserRepository {
             .await
             .map_err(store_error)?;
         Ok(convert::created_user(user))
+    }
+
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()> {
+        users::Entity::update_many()
+            .col_expr(users::Column::LastSeenAt, Expr::value(at))
+            .filter(users::Column::Id.eq(user.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn find_by_id(&self, id: UserId) -> StoreResult<Option<User>> {

@@ -3,11 +3,18 @@ use std::sync::{Arc, RwLock};
 
 use bytestring::ByteString;
 use confab_app::SessionId;
-use confab_domain::UserId;
+use confab_domain::{ConversationId, Seq, UserId};
 use tokio::sync::{Notify, mpsc, watch};
 
 /// One serialized frame on its way to a socket. Cloning shares the bytes.
-pub type Outbound = ByteString;
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The frame.
+    pub text: ByteString,
+    /// For `message.new`: the message's place, so the socket keeps each conversation in order
+    /// and sends each message once.
+    pub position: Option<(ConversationId, Seq)>,
+}
 
 /// This instance's connected sockets, by user.
 ///
@@ -130,6 +137,13 @@ impl Hub {
 mod tests {
     use super::*;
 
+    fn text(text: &str) -> Outbound {
+        Outbound {
+            text: ByteString::from(text),
+            position: None,
+        }
+    }
+
     fn socket(capacity: usize) -> (SocketHandle, mpsc::Receiver<Outbound>, Arc<Notify>) {
         let (tx, rx) = mpsc::channel(capacity);
         let overflow = Arc::new(Notify::new());
@@ -154,13 +168,13 @@ mod tests {
         hub.register(ann, tab2, h2);
         hub.register(bob, bob_tab, h3);
         hub.register(eve, eve_tab, h4);
-        hub.fan_out(&[ann, bob], Some(tab1), &ByteString::from("frame"));
+        hub.fan_out(&[ann, bob], Some(tab1), &text("frame"));
         assert!(
             r1.try_recv().is_err(),
             "origin socket gets an ack, not a copy"
         );
-        assert_eq!(r2.try_recv().unwrap(), "frame");
-        assert_eq!(r3.try_recv().unwrap(), "frame");
+        assert_eq!(r2.try_recv().unwrap().text, "frame");
+        assert_eq!(r3.try_recv().unwrap().text, "frame");
         assert!(r4.try_recv().is_err(), "non-recipients get nothing");
     }
 
@@ -170,12 +184,12 @@ mod tests {
         let user = UserId::generate();
         let (handle, mut rx, overflow) = socket(1);
         hub.register(user, SessionId::generate(), handle);
-        hub.fan_out(&[user], None, &ByteString::from("one"));
-        hub.fan_out(&[user], None, &ByteString::from("two"));
+        hub.fan_out(&[user], None, &text("one"));
+        hub.fan_out(&[user], None, &text("two"));
         tokio::time::timeout(std::time::Duration::from_secs(1), overflow.notified())
             .await
             .unwrap();
-        assert_eq!(rx.try_recv().unwrap(), "one");
+        assert_eq!(rx.try_recv().unwrap().text, "one");
         assert!(rx.try_recv().is_err());
     }
 

@@ -8,10 +8,15 @@
 //! has a bounded outbound queue: a client too slow to drain it is disconnected rather than
 //! allowed to grow the server's memory.
 
+mod deliver;
 mod hub;
+mod presence;
 mod publisher;
+mod sequencer;
 mod session;
 
+pub use deliver::deliver;
 pub use hub::{Hub, Outbound};
+pub use presence::InProcessPresence;
 pub use publisher::InProcessPublisher;
 pub use session::{SocketConfig, start_socket};

@@ -1,8 +1,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytestring::ByteString;
-use confab_api::ws::ServerFrame;
 use confab_app::Event;
 use confab_app::ports::EventPublisher;
 
@@ -22,26 +20,9 @@ impl InProcessPublisher {
     }
 }
 
-/// The frame clients receive for an event.
-fn frame_for(event: &Event) -> ServerFrame {
-    match event {
-        Event::MessageCreated { message, .. } => ServerFrame::MessageNew {
-            message: message.into(),
-        },
-    }
-}
-
 #[async_trait]
 impl EventPublisher for InProcessPublisher {
     async fn publish(&self, event: Event) {
-        // Serialized once; every socket gets a cheap clone of the same bytes.
-        let frame = match serde_json::to_string(&frame_for(&event)) {
-            Ok(text) => ByteString::from(text),
-            Err(error) => {
-                tracing::error!(%error, "could not serialize an event; it is not delivered");
-                return;
-            }
-        };
-        self.hub.fan_out(event.recipients(), event.origin(), &frame);
+        crate::deliver(&self.hub, &event);
     }
 }

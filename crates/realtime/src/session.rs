@@ -1,3 +1,6 @@
+//! One WebSocket: the frames a device sends, the frames it is owed, in order, once each.
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,17 +10,22 @@ use actix_ws::{
 };
 use bytestring::ByteString;
 use confab_api::ErrorBody;
-use confab_api::ws::{AckResult, ClientEnvelope, ClientFrame, ServerFrame};
+use confab_api::ws::{
+    AckResult, ClientEnvelope, ClientFrame, PresenceStatus, ServerFrame, SkippedRange, SyncCursor,
+    TypingState,
+};
 use confab_app::{AppError, SendInput, Services, SessionId};
-use confab_domain::{ConversationId, UserId};
+use confab_domain::{ConversationId, Message, MessageId, Seq, UserId};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::Hub;
+use crate::deliver::encode;
 use crate::hub::SocketHandle;
+use crate::sequencer::Sequencer;
+use crate::{Hub, Outbound};
 
-/// Limits of each socket.
+/// Limits and timings of each socket.
 #[derive(Debug, Clone, Copy)]
 pub struct SocketConfig {
     /// How often the server pings; a socket silent for two intervals is closed.
@@ -26,14 +34,27 @@ pub struct SocketConfig {
     pub outbound_capacity: usize,
     /// The largest frame a client may send; a larger one closes the socket with 1009.
     pub max_frame_bytes: usize,
+    /// How long one write may wait for a client that does not read before it is cut off.
+    pub write_timeout: Duration,
+    /// A `typing start` not renewed within this time is ended by the server (`stop`).
+    pub typing_timeout: Duration,
+    /// The most messages per conversation sent in the backlog on connect; the rest is paged.
+    pub backlog_per_conversation: u32,
+    /// How long a message that arrived early waits for the ones before it before the socket
+    /// fetches them from storage.
+    pub gap_patience: Duration,
 }
 
 impl Default for SocketConfig {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_secs(25),
-            outbound_capacity: 256,
+            outbound_capacity: 1024,
             max_frame_bytes: 64 * 1024,
+            write_timeout: Duration::from_secs(10),
+            typing_timeout: Duration::from_secs(6),
+            backlog_per_conversation: 100,
+            gap_patience: Duration::from_millis(500),
         }
     }
 }
@@ -56,7 +77,8 @@ pub fn start_socket(
     let id = SessionId::generate();
     let (outbound, queue) = mpsc::channel(config.outbound_capacity);
     let overflow = Arc::new(Notify::new());
-    // Registered before the upgrade completes, so nothing committed from now on is missed.
+    // Registered before the backlog is read, so nothing committed from now on is missed: it
+    // is either in the backlog or in the queue (or both, and sent once).
     hub.register(user, id, SocketHandle::new(outbound, overflow.clone()));
     let closing = hub.closing();
     let socket = Socket {
@@ -65,6 +87,8 @@ pub fn start_socket(
         services,
         config,
         session,
+        sequencer: Sequencer::default(),
+        typing: HashMap::new(),
     };
     let span = tracing::info_span!("socket", session_id = %id, user_id = %user);
     actix_web::rt::spawn(
@@ -79,28 +103,78 @@ pub fn start_socket(
     Ok(response)
 }
 
+/// The typing indicator this socket keeps up for one conversation.
+#[derive(Debug, Clone, Copy)]
+struct Typing {
+    forwarded_at: Instant,
+    expires_at: Instant,
+}
+
 struct Socket {
     id: SessionId,
     user: UserId,
     services: Services,
     config: SocketConfig,
     session: Session,
+    sequencer: Sequencer,
+    typing: HashMap<ConversationId, Typing>,
 }
 
-/// Why the loop stopped and how to tell the client.
+/// Why the socket stops.
 enum Exit {
+    /// The client went away; nothing more can be said.
     ClientLeft,
+    /// The client stopped reading; a close frame would not get through either.
+    Stalled,
+    /// Close with this code.
     Close(CloseCode, &'static str),
 }
+
+/// A write did not go through.
+type Written = Result<(), Exit>;
+
+/// The most cursors one `sync` may name.
+const MAX_SYNC_CURSORS: usize = 1000;
+/// Messages fetched from storage per query while syncing.
+const SYNC_PAGE: u32 = 200;
 
 impl Socket {
     async fn run(
         mut self,
         mut stream: AggregatedMessageStream,
-        mut queue: mpsc::Receiver<ByteString>,
+        mut queue: mpsc::Receiver<Outbound>,
         overflow: Arc<Notify>,
         mut closing: watch::Receiver<bool>,
     ) -> &'static str {
+        let exit = match self.greet().await {
+            Ok(()) => {
+                self.serve(&mut stream, &mut queue, &overflow, &mut closing)
+                    .await
+            }
+            Err(exit) => exit,
+        };
+        self.leave().await;
+        match exit {
+            Exit::ClientLeft => "client left",
+            Exit::Stalled => "client stopped reading",
+            Exit::Close(code, description) => {
+                let reason = CloseReason {
+                    code,
+                    description: Some(description.to_owned()),
+                };
+                let _ = tokio::time::timeout(
+                    self.config.write_timeout,
+                    self.session.close(Some(reason)),
+                )
+                .await;
+                description
+            }
+        }
+    }
+
+    /// `hello`; the presence of contacts who are online; every conversation's backlog (seq
+    /// above the user's delivery cursor, bounded); `sync.done`.
+    async fn greet(&mut self) -> Written {
         let hello = ServerFrame::Hello {
             user_id: self.user.as_uuid(),
             session_id: self.id.as_uuid(),
@@ -108,29 +182,64 @@ impl Socket {
                 .unwrap_or(u64::MAX),
             server_time: chrono::Utc::now(),
         };
-        let exit = if self.send(&hello).await.is_err() {
-            Exit::ClientLeft
-        } else {
-            self.serve(&mut stream, &mut queue, &overflow, &mut closing)
-                .await
-        };
-        match exit {
-            Exit::ClientLeft => "client left",
-            Exit::Close(code, description) => {
-                let reason = CloseReason {
-                    code,
-                    description: Some(description.to_owned()),
-                };
-                let _ = self.session.close(Some(reason)).await;
-                description
+        self.send(&hello).await?;
+        match self.services.presence.connected(self.user, self.id).await {
+            Ok(online) => {
+                for contact in online {
+                    let frame = ServerFrame::Presence {
+                        user_id: contact.as_uuid(),
+                        status: PresenceStatus::Online,
+                        last_seen_at: None,
+                    };
+                    self.send(&frame).await?;
+                }
+            }
+            Err(error) => log_failure(&error, "presence on connect"),
+        }
+        let mut skipped = Vec::new();
+        match self
+            .services
+            .messages
+            .backlog(self.user, self.config.backlog_per_conversation)
+            .await
+        {
+            Ok(backlogs) => {
+                for backlog in backlogs {
+                    let conversation = backlog.conversation_id;
+                    let start = backlog
+                        .messages
+                        .first()
+                        .map_or(backlog.last_seq, |m| Seq::new(m.seq.value() - 1));
+                    self.sequencer.start_at(conversation, start);
+                    if let Some((after, before)) = backlog.skipped {
+                        skipped.push(SkippedRange {
+                            conversation_id: conversation.as_uuid(),
+                            after_seq: after.value(),
+                            before_seq: before.value(),
+                        });
+                    }
+                    for message in &backlog.messages {
+                        self.offer_message(message).await?;
+                    }
+                }
+            }
+            Err(error) => {
+                log_failure(&error, "backlog on connect");
+                self.send(&ServerFrame::error(None, ErrorBody::from_app_error(&error)))
+                    .await?;
             }
         }
+        self.send(&ServerFrame::SyncDone {
+            reference: None,
+            skipped,
+        })
+        .await
     }
 
     async fn serve(
         &mut self,
         stream: &mut AggregatedMessageStream,
-        queue: &mut mpsc::Receiver<ByteString>,
+        queue: &mut mpsc::Receiver<Outbound>,
         overflow: &Notify,
         closing: &mut watch::Receiver<bool>,
     ) -> Exit {
@@ -138,10 +247,13 @@ impl Socket {
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
         loop {
+            let gap_deadline = self.sequencer.next_deadline(self.config.gap_patience);
+            let typing_deadline = self.typing.values().map(|t| t.expires_at).min();
+            let far = Instant::now() + Duration::from_secs(3600);
             // Biased, in this order: a socket told to close closes at once; frames already
             // queued for the client go out before the answer to a frame read after them, so a
             // client's `ping` is answered only once everything queued before it was sent.
-            tokio::select! {
+            let step: Written = tokio::select! {
                 biased;
                 Ok(_) = closing.wait_for(|closing| *closing) => {
                     return Exit::Close(CloseCode::Away, "server shutting down");
@@ -149,11 +261,7 @@ impl Socket {
                 () = overflow.notified() => {
                     return Exit::Close(CloseCode::Policy, "too slow: outbound queue full");
                 }
-                Some(frame) = queue.recv() => {
-                    if self.session.text(frame).await.is_err() {
-                        return Exit::ClientLeft;
-                    }
-                }
+                Some(outbound) = queue.recv() => self.forward(outbound).await,
                 incoming = stream.recv() => {
                     let message = match incoming {
                         None => return Exit::ClientLeft,
@@ -165,11 +273,8 @@ impl Socket {
                         }
                     };
                     last_heard = Instant::now();
-                    let sent = match message {
-                        AggregatedMessage::Text(text) => {
-                            let reply = self.answer(&text).await;
-                            self.send(&reply).await
-                        }
+                    match message {
+                        AggregatedMessage::Text(text) => self.answer(&text).await,
                         AggregatedMessage::Binary(_) => {
                             let reply = ServerFrame::Error {
                                 reference: None,
@@ -179,85 +284,433 @@ impl Socket {
                             };
                             self.send(&reply).await
                         }
-                        AggregatedMessage::Ping(bytes) => self.session.pong(&bytes).await,
+                        AggregatedMessage::Ping(bytes) => self.guarded(|s| Box::pin(s.session.pong(&bytes))).await,
                         AggregatedMessage::Pong(_) => Ok(()),
                         AggregatedMessage::Close(_) => return Exit::Close(CloseCode::Normal, "client closed"),
-                    };
-                    if sent.is_err() {
-                        return Exit::ClientLeft;
                     }
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() >= self.config.heartbeat * 2 {
                         return Exit::Close(CloseCode::Policy, "heartbeat timeout");
                     }
-                    if self.session.ping(b"").await.is_err() {
-                        return Exit::ClientLeft;
-                    }
+                    self.guarded(|s| Box::pin(s.session.ping(b""))).await
                 }
+                () = tokio::time::sleep_until(gap_deadline.unwrap_or(far)), if gap_deadline.is_some() => {
+                    self.fill_gaps().await
+                }
+                () = tokio::time::sleep_until(typing_deadline.unwrap_or(far)), if typing_deadline.is_some() => {
+                    self.expire_typing().await;
+                    Ok(())
+                }
+            };
+            if let Err(exit) = step {
+                return exit;
             }
         }
     }
 
-    /// The reply to one text frame: an `ack`, a `pong`, or an `error`; never a dropped socket.
-    async fn answer(&self, text: &str) -> ServerFrame {
+    /// A frame fanned out to this socket: messages go through the sequencer, the rest as is.
+    async fn forward(&mut self, outbound: Outbound) -> Written {
+        match outbound.position {
+            Some((conversation, seq)) => {
+                let ready = self
+                    .sequencer
+                    .offer(conversation, seq, outbound.text, Instant::now());
+                self.write_all(ready).await
+            }
+            None => self.write(outbound.text).await,
+        }
+    }
+
+    /// The reply to one text frame: an `ack`, a `pong`, `sync` output, or an `error`; never a
+    /// dropped socket.
+    async fn answer(&mut self, text: &str) -> Written {
         let envelope = match ClientEnvelope::parse(text) {
             Ok(envelope) => envelope,
-            Err(error) => return error.into(),
+            Err(error) => return self.send(&error.into()).await,
         };
         let reference = envelope.reference;
+        let user = self.user;
+        let services = self.services.clone();
         let result = match envelope.frame {
-            ClientFrame::Ping {} => return ServerFrame::Pong { reference },
+            ClientFrame::Ping {} => return self.send(&ServerFrame::Pong { reference }).await,
             ClientFrame::MessageSend {
                 conversation_id,
                 body,
                 client_msg_id,
             } => {
+                let conversation = ConversationId::from_uuid(conversation_id);
+                // Sending ends typing, as it does in every chat app.
+                if self.typing.remove(&conversation).is_some() {
+                    let _ = services
+                        .conversations
+                        .typing(user, conversation, false)
+                        .await;
+                }
                 let input = SendInput {
-                    conversation_id: ConversationId::from_uuid(conversation_id),
+                    conversation_id: conversation,
                     body,
                     client_msg_id,
                 };
-                self.services
-                    .messages
-                    .send(self.user, input, Some(self.id))
-                    .await
-                    .map(|sent| AckResult::Sent {
-                        message: (&sent.message).into(),
-                    })
+                match services.messages.send(user, input, Some(self.id)).await {
+                    Ok(sent) => {
+                        let ack = ServerFrame::Ack {
+                            reference,
+                            result: AckResult::Sent {
+                                message: (&sent.message).into(),
+                            },
+                        };
+                        let Some(ack) = encode(&ack) else {
+                            return Ok(());
+                        };
+                        // The ack stands in for this socket's copy of the message: it takes the
+                        // message's place in the conversation's order. A resend's ack goes now.
+                        if sent.created {
+                            let ready = self.sequencer.offer(
+                                conversation,
+                                sent.message.seq,
+                                ack,
+                                Instant::now(),
+                            );
+                            return self.write_all(ready).await;
+                        }
+                        return self.write(ack).await;
+                    }
+                    Err(error) => Err(error),
+                }
             }
             ClientFrame::MessageRead {
                 conversation_id,
                 seq,
-            } => self
-                .services
+            } => services
                 .conversations
-                .mark_read(self.user, ConversationId::from_uuid(conversation_id), seq)
+                .mark_read(user, ConversationId::from_uuid(conversation_id), seq)
                 .await
-                .map(|state| AckResult::Read {
-                    conversation_id,
-                    read_seq: state.read_seq.value(),
-                    unread_count: state.unread_count,
+                .map(|state| cursors(conversation_id, state)),
+            ClientFrame::Delivered {
+                conversation_id,
+                seq,
+            } => services
+                .conversations
+                .mark_delivered(user, ConversationId::from_uuid(conversation_id), seq)
+                .await
+                .map(|state| cursors(conversation_id, state)),
+            ClientFrame::MessageEdit { message_id, body } => services
+                .messages
+                .edit(user, MessageId::from_uuid(message_id), &body, None)
+                .await
+                .map(|message| AckResult::Sent {
+                    message: (&message).into(),
                 }),
+            ClientFrame::MessageDelete { message_id } => services
+                .messages
+                .delete(user, MessageId::from_uuid(message_id), None)
+                .await
+                .map(|message| AckResult::Sent {
+                    message: (&message).into(),
+                }),
+            ClientFrame::Typing {
+                conversation_id,
+                state,
+            } => {
+                match self
+                    .typing(ConversationId::from_uuid(conversation_id), state)
+                    .await
+                {
+                    Ok(()) => return Ok(()),
+                    Err(error) => Err(error),
+                }
+            }
+            ClientFrame::Sync { cursors } => return self.sync(reference, cursors).await,
         };
         match result {
-            Ok(result) => ServerFrame::Ack { reference, result },
-            Err(error) => {
-                if let AppError::Internal(cause) = &error {
-                    tracing::error!(error = %cause, "frame failed");
+            Ok(result) => self.send(&ServerFrame::Ack { reference, result }).await,
+            Err(error) => self.fail(reference, &error).await,
+        }
+    }
+
+    /// Every message above each cursor, in order, each once on this socket, then `sync.done`.
+    async fn sync(&mut self, reference: Option<String>, cursors: Vec<SyncCursor>) -> Written {
+        if cursors.len() > MAX_SYNC_CURSORS {
+            let error = AppError::from(confab_domain::ValidationError::new(
+                "cursors",
+                format!("at most {MAX_SYNC_CURSORS} per sync"),
+            ));
+            return self.fail(reference, &error).await;
+        }
+        for cursor in cursors {
+            let conversation = ConversationId::from_uuid(cursor.conversation_id);
+            let held = Seq::new(cursor.seq);
+            if let Err(error) = self.sync_one(conversation, held).await {
+                match error {
+                    SyncError::App(error) => self.fail(reference.clone(), &error).await?,
+                    SyncError::Write(exit) => return Err(exit),
                 }
-                ServerFrame::error(reference, ErrorBody::from_app_error(&error))
+            }
+        }
+        self.send(&ServerFrame::SyncDone {
+            reference,
+            skipped: Vec::new(),
+        })
+        .await
+    }
+
+    async fn sync_one(&mut self, conversation: ConversationId, held: Seq) -> Result<(), SyncError> {
+        let (origin, next) = match self.sequencer.position(conversation) {
+            Some(position) => position,
+            None => {
+                // Not yet followed (the check of membership comes with the first page).
+                self.sequencer.start_at(conversation, held);
+                (held, held)
+            }
+        };
+        // What the client lacks below the range this socket already sent: straight out,
+        // ascending (the client asked for it).
+        if held < origin {
+            let mut after = held;
+            loop {
+                let page = self
+                    .services
+                    .messages
+                    .since(self.user, conversation, after, SYNC_PAGE)
+                    .await?;
+                let mut reached_origin = false;
+                for message in page.messages.iter() {
+                    if message.seq > origin {
+                        reached_origin = true;
+                        break;
+                    }
+                    self.send(&ServerFrame::MessageNew {
+                        message: message.into(),
+                    })
+                    .await?;
+                    after = message.seq;
+                }
+                if reached_origin || !page.has_more || after >= origin {
+                    break;
+                }
+            }
+            self.sequencer.extend_back(conversation, held);
+        }
+        // Everything above what the socket sent, through the sequencer (so that what the live
+        // queue also brings goes out once).
+        let mut after = next.max(held);
+        loop {
+            let page = self
+                .services
+                .messages
+                .since(self.user, conversation, after, SYNC_PAGE)
+                .await?;
+            for message in &page.messages {
+                self.offer_message(message).await?;
+                after = message.seq;
+            }
+            if !page.has_more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills gaps that stayed open too long from storage, then lets through what waited.
+    async fn fill_gaps(&mut self) -> Written {
+        for gap in self
+            .sequencer
+            .overdue(Instant::now(), self.config.gap_patience)
+        {
+            let missing =
+                u32::try_from(gap.before.value() - gap.after.value() - 1).unwrap_or(u32::MAX);
+            match self
+                .services
+                .messages
+                .since(self.user, gap.conversation_id, gap.after, missing.max(1))
+                .await
+            {
+                Ok(page) => {
+                    for message in page.messages.iter().filter(|m| m.seq < gap.before) {
+                        self.offer_message(message).await?;
+                    }
+                }
+                Err(error) => log_failure(&error, "filling a gap"),
+            }
+            let ready = self.sequencer.skip_gap(gap.conversation_id, Instant::now());
+            self.write_all(ready).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts, renews or ends this socket's typing indicator in a conversation. Renewals are
+    /// forwarded at most every half timeout, so a client may send `start` on every keystroke.
+    async fn typing(
+        &mut self,
+        conversation: ConversationId,
+        state: TypingState,
+    ) -> Result<(), AppError> {
+        let now = Instant::now();
+        match state {
+            TypingState::Start => {
+                let renew_after = self.config.typing_timeout / 2;
+                let previous = self.typing.get(&conversation).copied();
+                let forward =
+                    previous.is_none_or(|t| now.duration_since(t.forwarded_at) >= renew_after);
+                if forward {
+                    self.services
+                        .conversations
+                        .typing(self.user, conversation, true)
+                        .await?;
+                }
+                let forwarded_at = match previous {
+                    Some(t) if !forward => t.forwarded_at,
+                    _ => now,
+                };
+                self.typing.insert(
+                    conversation,
+                    Typing {
+                        forwarded_at,
+                        expires_at: now + self.config.typing_timeout,
+                    },
+                );
+            }
+            TypingState::Stop => {
+                if self.typing.remove(&conversation).is_some() {
+                    self.services
+                        .conversations
+                        .typing(self.user, conversation, false)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_typing(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<ConversationId> = self
+            .typing
+            .iter()
+            .filter(|(_, t)| t.expires_at <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for conversation in expired {
+            self.typing.remove(&conversation);
+            if let Err(error) = self
+                .services
+                .conversations
+                .typing(self.user, conversation, false)
+                .await
+            {
+                log_failure(&error, "ending typing");
             }
         }
     }
 
-    async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {
-        match serde_json::to_string(frame) {
-            Ok(text) => self.session.text(text).await,
-            Err(error) => {
-                tracing::error!(%error, "could not serialize a frame");
-                Ok(())
-            }
+    /// The device is gone: its typing indicators end, and the user may go offline.
+    async fn leave(&mut self) {
+        for (conversation, _) in std::mem::take(&mut self.typing) {
+            let _ = self
+                .services
+                .conversations
+                .typing(self.user, conversation, false)
+                .await;
         }
+        if let Err(error) = self
+            .services
+            .presence
+            .disconnected(self.user, self.id)
+            .await
+        {
+            log_failure(&error, "presence on disconnect");
+        }
+    }
+
+    /// A stored message for this socket, through the sequencer.
+    async fn offer_message(&mut self, message: &Message) -> Written {
+        let Some(text) = encode(&ServerFrame::MessageNew {
+            message: message.into(),
+        }) else {
+            return Ok(());
+        };
+        let ready =
+            self.sequencer
+                .offer(message.conversation_id, message.seq, text, Instant::now());
+        self.write_all(ready).await
+    }
+
+    async fn fail(&mut self, reference: Option<String>, error: &AppError) -> Written {
+        log_failure(error, "frame");
+        self.send(&ServerFrame::error(
+            reference,
+            ErrorBody::from_app_error(error),
+        ))
+        .await
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Written {
+        match encode(frame) {
+            Some(text) => self.write(text).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn write_all(&mut self, frames: Vec<ByteString>) -> Written {
+        for text in frames {
+            self.write(text).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, text: ByteString) -> Written {
+        self.guarded(|s| Box::pin(s.session.text(text))).await
+    }
+
+    /// Runs one write with the write timeout: a client that does not read is cut off rather
+    /// than left holding this task and its queue.
+    async fn guarded<'a>(
+        &'a mut self,
+        write: impl FnOnce(
+            &'a mut Self,
+        )
+            -> std::pin::Pin<Box<dyn Future<Output = Result<(), actix_ws::Closed>> + 'a>>,
+    ) -> Written {
+        let timeout = self.config.write_timeout;
+        match tokio::time::timeout(timeout, write(self)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(actix_ws::Closed)) => Err(Exit::ClientLeft),
+            Err(_) => Err(Exit::Stalled),
+        }
+    }
+}
+
+/// A `sync` step failed: a use-case error (answered, then the sync goes on) or a write
+/// (the socket is done).
+enum SyncError {
+    App(AppError),
+    Write(Exit),
+}
+
+impl From<AppError> for SyncError {
+    fn from(error: AppError) -> Self {
+        Self::App(error)
+    }
+}
+
+impl From<Exit> for SyncError {
+    fn from(exit: Exit) -> Self {
+        Self::Write(exit)
+    }
+}
+
+fn cursors(conversation_id: uuid::Uuid, state: confab_app::ReadState) -> AckResult {
+    AckResult::Read {
+        conversation_id,
+        read_seq: state.read_seq.value(),
+        delivered_seq: state.delivered_seq.value(),
+        unread_count: state.unread_count,
+    }
+}
+
+fn log_failure(error: &AppError, doing: &str) {
+    if let AppError::Internal(cause) = error {
+        tracing::error!(error = %cause, doing, "socket operation failed");
     }
 }

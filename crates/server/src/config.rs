@@ -35,7 +35,7 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
-    /// Write the API specifications (openapi.json) generated from the code.
+    /// Write the API specifications (openapi.json, asyncapi.json) generated from the code.
     Openapi {
         /// Directory to write them to.
         #[arg(long, default_value = "openapi")]

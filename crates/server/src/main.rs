@@ -56,6 +56,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             json.push('\n');
             std::fs::write(&path, json)?;
             tracing::info!(path = %path.display(), "wrote the OpenAPI document");
+            let path = out_dir.join("asyncapi.json");
+            let mut json =
+                serde_json::to_string_pretty(&confab_api::asyncapi(env!("CARGO_PKG_VERSION")))?;
+            json.push('\n');
+            std::fs::write(&path, json)?;
+            tracing::info!(path = %path.display(), "wrote the AsyncAPI document");
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use confab_http::HttpState;
 use confab_persistence::{
     DatabaseConnection, SqlConversationRepository, SqlMessageRepository, SqlUserRepository,
 };
-use confab_realtime::{Hub, InProcessPublisher};
+use confab_realtime::{Hub, InProcessPresence, InProcessPublisher};
 
 use crate::Config;
 
@@ -78,6 +78,7 @@ impl Application {
             conversations: Arc::new(SqlConversationRepository::new(db.clone())),
             messages: Arc::new(SqlMessageRepository::new(db.clone())),
             events: Arc::new(InProcessPublisher::new(hub.clone())),
+            presence: Arc::new(InProcessPresence::new()),
             hasher: Arc::new(Argon2Hasher),
             tokens: Arc::new(JwtIssuer::new(
                 &config.jwt_secret,

@@ -40,6 +40,15 @@ pub trait ConversationRepository: Send + Sync {
         user: UserId,
         seq: Seq,
     ) -> StoreResult<Seq>;
+    /// Raises `user`'s delivery cursor to `seq` (never lowers it); returns the cursor now.
+    async fn raise_delivered_seq(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+    ) -> StoreResult<Seq>;
+    /// Everyone who shares at least one conversation with `user`, without `user`.
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
     /// `user`'s unread count in each of these conversations: messages from others above their
     /// read cursor that are not deleted. Conversations with none may be left out.
     async fn unread_counts(

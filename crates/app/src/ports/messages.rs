@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use confab_domain::{
-    ClientMsgId, ConversationId, Message, MessageBody, MessageId, MessageKind, Timestamp, UserId,
+    ClientMsgId, ConversationId, Message, MessageBody, MessageId, MessageKind, Seq, Timestamp,
+    UserId,
 };
 
 use super::StoreResult;
@@ -54,6 +55,16 @@ pub trait MessageRepository: Send + Sync {
         conversation: ConversationId,
         query: PageQuery,
     ) -> StoreResult<MessagePage>;
+    /// The message with this id.
+    async fn find(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// Replaces a message's body and sets `edited_at`; returns the message now.
+    async fn edit(&self, id: MessageId, body: MessageBody, at: Timestamp) -> StoreResult<Message>;
+    /// Deletes a message: its body goes, its id and seq stay, `deleted_at` is set. Returns the
+    /// message now.
+    async fn delete(&self, id: MessageId, at: Timestamp) -> StoreResult<Message>;
+    /// The seqs of the deleted messages of `conversation` above `above`, for unread arithmetic.
+    async fn deleted_seqs(&self, conversation: ConversationId, above: Seq)
+    -> StoreResult<Vec<Seq>>;
     /// The newest message of each of these conversations.
     async fn last_messages(&self, conversations: &[ConversationId]) -> StoreResult<Vec<Message>>;
 }

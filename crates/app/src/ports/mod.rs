@@ -6,6 +6,7 @@ mod conversations;
 mod credentials;
 mod events;
 mod messages;
+mod presence;
 mod probe;
 mod users;
 
@@ -14,6 +15,7 @@ pub use conversations::ConversationRepository;
 pub use credentials::{AccessToken, PasswordHasher, TokenError, TokenIssuer};
 pub use events::EventPublisher;
 pub use messages::{Appended, MessageRepository, NewMessage};
+pub use presence::PresenceStore;
 pub use probe::Probe;
 pub use users::{NewUser, UserCredentials, UserRepository};
 
@@ -24,6 +26,7 @@ pub use {
     credentials::{MockPasswordHasher, MockTokenIssuer},
     events::MockEventPublisher,
     messages::MockMessageRepository,
+    presence::MockPresenceStore,
     probe::MockProbe,
     users::MockUserRepository,
 };

@@ -43,6 +43,8 @@ pub trait UserRepository: Send + Sync {
     async fn find_by_username(&self, username: &Username) -> StoreResult<Option<User>>;
     /// The account with this email.
     async fn find_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// Records when `user` was last online.
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()>;
     /// The account whose username or email is `login` (already lowercased), with its hash.
     async fn find_credentials(&self, login: &str) -> StoreResult<Option<UserCredentials>>;
 }

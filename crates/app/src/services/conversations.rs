@@ -6,8 +6,11 @@ use confab_domain::{
     UserId, Username, ValidationError, ValidationErrors,
 };
 
-use crate::ports::{Clock, ConversationRepository, MessageRepository, UserRepository};
-use crate::{AppError, ConversationView, MemberView, ReadState};
+use super::activity::ActivityNotifier;
+use crate::ports::{
+    Clock, ConversationRepository, EventPublisher, MessageRepository, UserRepository,
+};
+use crate::{AppError, ConversationView, Event, MemberView, ReadState};
 
 /// Conversations as their members see them: opening direct chats, creating groups, listing,
 /// and read state.
@@ -15,7 +18,9 @@ pub struct ConversationService {
     conversations: Arc<dyn ConversationRepository>,
     users: Arc<dyn UserRepository>,
     messages: Arc<dyn MessageRepository>,
+    events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
+    activity: ActivityNotifier,
 }
 
 impl std::fmt::Debug for ConversationService {
@@ -34,13 +39,18 @@ impl ConversationService {
         conversations: Arc<dyn ConversationRepository>,
         users: Arc<dyn UserRepository>,
         messages: Arc<dyn MessageRepository>,
+        events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let activity =
+            ActivityNotifier::new(conversations.clone(), messages.clone(), events.clone());
         Self {
             conversations,
             users,
             messages,
+            events,
             clock,
+            activity,
         }
     }
 
@@ -167,8 +177,11 @@ impl ConversationService {
         self.view_one(caller, conversation).await
     }
 
-    /// Marks everything up to `seq` read for the caller. The cursor never moves back, and never
-    /// past the newest message.
+    /// Marks everything up to `seq` read for the caller (reading implies receiving, so the
+    /// delivery cursor follows). Cursors never move back, nor past the newest message. When a
+    /// cursor moved, every member hears a `receipt` (the sender's ticks) and the caller's
+    /// devices hear `conversation.updated` with the new unread count (the badge on the other
+    /// tabs).
     pub async fn mark_read(
         &self,
         caller: UserId,
@@ -188,11 +201,108 @@ impl ConversationService {
             .conversations
             .raise_read_seq(id, caller, target)
             .await?;
+        let delivered_seq = self
+            .conversations
+            .raise_delivered_seq(id, caller, read_seq)
+            .await?;
+        let unread = self.conversations.unread_counts(caller, &[id]).await?;
+        let state = ReadState {
+            read_seq,
+            delivered_seq,
+            unread_count: unread.get(&id).copied().unwrap_or(0),
+        };
+        if read_seq > member.read_seq || delivered_seq > member.delivered_seq {
+            self.publish_receipt(id, caller, read_seq, delivered_seq)
+                .await?;
+            let me = Member {
+                read_seq,
+                delivered_seq,
+                ..member
+            };
+            if let Err(error) = self.activity.notify(id, &[me], None).await {
+                tracing::warn!(%error, conversation_id = %id, "could not update the reader's other devices");
+            }
+        }
+        Ok(state)
+    }
+
+    /// Records that one of the caller's devices holds every message up to `seq`. The cursor
+    /// never moves back, nor past the newest message; when it moves, every member hears a
+    /// `receipt`.
+    pub async fn mark_delivered(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        seq: u64,
+    ) -> Result<ReadState, AppError> {
+        let member = self.require_member(id, caller).await?;
+        let conversation = self
+            .conversations
+            .find(id)
+            .await?
+            .ok_or(AppError::NotFound("conversation"))?;
+        let target = member
+            .delivered_seq
+            .advance_to(Seq::new(seq), conversation.last_seq);
+        let delivered_seq = self
+            .conversations
+            .raise_delivered_seq(id, caller, target)
+            .await?;
+        if delivered_seq > member.delivered_seq {
+            self.publish_receipt(id, caller, member.read_seq, delivered_seq)
+                .await?;
+        }
         let unread = self.conversations.unread_counts(caller, &[id]).await?;
         Ok(ReadState {
-            read_seq,
+            read_seq: member.read_seq,
+            delivered_seq,
             unread_count: unread.get(&id).copied().unwrap_or(0),
         })
+    }
+
+    /// Tells the other members that the caller started or stopped typing. Nothing is stored.
+    pub async fn typing(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        typing: bool,
+    ) -> Result<(), AppError> {
+        let members = self.conversations.member_ids(id).await?;
+        if !members.contains(&caller) {
+            return Err(AppError::NotFound("conversation"));
+        }
+        let recipients: Vec<UserId> = members.into_iter().filter(|m| *m != caller).collect();
+        if !recipients.is_empty() {
+            self.events
+                .publish(Event::Typing {
+                    conversation_id: id,
+                    user_id: caller,
+                    typing,
+                    recipients,
+                })
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn publish_receipt(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        read_seq: Seq,
+        delivered_seq: Seq,
+    ) -> Result<(), AppError> {
+        let recipients = self.conversations.member_ids(id).await?;
+        self.events
+            .publish(Event::Receipt {
+                conversation_id: id,
+                user_id: user,
+                read_seq,
+                delivered_seq,
+                recipients,
+            })
+            .await;
+        Ok(())
     }
 
     async fn require_member(&self, id: ConversationId, user: UserId) -> Result<Member, AppError> {
@@ -288,7 +398,8 @@ impl ConversationService {
 mod tests {
     use super::*;
     use crate::ports::{
-        MockClock, MockConversationRepository, MockMessageRepository, MockUserRepository,
+        MockClock, MockConversationRepository, MockEventPublisher, MockMessageRepository,
+        MockUserRepository,
     };
     use confab_domain::{DisplayName, Email, User};
     use mockall::predicate::eq;
@@ -337,6 +448,7 @@ mod tests {
         conversations: MockConversationRepository,
         users: MockUserRepository,
         messages: MockMessageRepository,
+        events: MockEventPublisher,
     }
 
     impl Mocks {
@@ -347,6 +459,7 @@ mod tests {
                 Arc::new(self.conversations),
                 Arc::new(self.users),
                 Arc::new(self.messages),
+                Arc::new(self.events),
                 Arc::new(clock),
             )
         }
@@ -566,11 +679,15 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn mark_read_clamps_to_the_newest_message_and_reports_unread() {
-        let (ann, conv) = (user("ann"), conversation(ConversationKind::Group, 10));
-        let mut mocks = Mocks::default();
-        let membership = member_of(&conv, &ann, Role::Member, 4);
+    /// Lets `mark_read`/`mark_delivered` of `member` in `conv` run, with cursors moving as asked.
+    fn expect_cursor_moves(
+        mocks: &mut Mocks,
+        conv: &Conversation,
+        member: Member,
+        others: Vec<UserId>,
+        unread: u64,
+    ) {
+        let membership = member.clone();
         mocks
             .conversations
             .expect_member()
@@ -583,12 +700,64 @@ mod tests {
         mocks
             .conversations
             .expect_raise_read_seq()
-            .with(eq(conv.id), eq(ann.id), eq(Seq::new(10)))
             .returning(|_, _, seq| Ok(seq));
+        let floor = member.delivered_seq;
+        mocks
+            .conversations
+            .expect_raise_delivered_seq()
+            .returning(move |_, _, seq| Ok(seq.max(floor)));
+        let id = conv.id;
         mocks
             .conversations
             .expect_unread_counts()
-            .returning(|_, _| Ok(HashMap::new()));
+            .returning(move |_, _| Ok(HashMap::from([(id, unread)])));
+        let mut everyone = others;
+        everyone.push(member.user_id);
+        mocks
+            .conversations
+            .expect_member_ids()
+            .returning(move |_| Ok(everyone.clone()));
+        mocks
+            .messages
+            .expect_last_messages()
+            .returning(|_| Ok(vec![]));
+        mocks
+            .messages
+            .expect_deleted_seqs()
+            .returning(|_, _| Ok(vec![]));
+    }
+
+    #[tokio::test]
+    async fn mark_read_clamps_to_the_newest_message_tells_members_and_badges_the_readers_devices() {
+        let (ann, bob, conv) = (
+            user("ann"),
+            user("bob"),
+            conversation(ConversationKind::Group, 10),
+        );
+        let mut mocks = Mocks::default();
+        expect_cursor_moves(
+            &mut mocks,
+            &conv,
+            member_of(&conv, &ann, Role::Member, 4),
+            vec![bob.id],
+            0,
+        );
+        let (ann_id, bob_id) = (ann.id, bob.id);
+        mocks
+            .events
+            .expect_publish()
+            .times(1)
+            .withf(move |e| {
+                matches!(e,
+            Event::Receipt { user_id, read_seq, delivered_seq, recipients, .. }
+                if *user_id == ann_id && *read_seq == Seq::new(10) && *delivered_seq == Seq::new(10)
+                    && recipients.contains(&bob_id) && recipients.contains(&ann_id))
+            })
+            .returning(|_| ());
+        mocks.events.expect_publish().times(1).withf(move |e| matches!(e,
+            Event::ConversationUpdated { members, .. }
+                if members.len() == 1 && members[0].user_id == ann_id && members[0].unread_count == 0))
+            .returning(|_| ());
         let state = mocks
             .service()
             .mark_read(ann.id, conv.id, 99)
@@ -598,42 +767,94 @@ mod tests {
             state,
             ReadState {
                 read_seq: Seq::new(10),
+                delivered_seq: Seq::new(10),
                 unread_count: 0
             }
         );
     }
 
     #[tokio::test]
-    async fn mark_read_never_moves_the_cursor_back() {
+    async fn mark_read_never_moves_the_cursor_back_and_then_tells_no_one() {
         let (ann, conv) = (user("ann"), conversation(ConversationKind::Group, 10));
         let mut mocks = Mocks::default();
-        let membership = member_of(&conv, &ann, Role::Member, 7);
-        mocks
-            .conversations
-            .expect_member()
-            .returning(move |_, _| Ok(Some(membership.clone())));
-        let found = conv.clone();
-        mocks
-            .conversations
-            .expect_find()
-            .returning(move |_| Ok(Some(found.clone())));
-        mocks
-            .conversations
-            .expect_raise_read_seq()
-            .with(eq(conv.id), eq(ann.id), eq(Seq::new(7)))
-            .returning(|_, _, seq| Ok(seq));
-        let id = conv.id;
-        mocks
-            .conversations
-            .expect_unread_counts()
-            .returning(move |_, _| Ok(HashMap::from([(id, 3)])));
+        let mut member = member_of(&conv, &ann, Role::Member, 7);
+        member.delivered_seq = Seq::new(7);
+        expect_cursor_moves(&mut mocks, &conv, member, vec![], 3);
+        mocks.events.expect_publish().never();
         let state = mocks.service().mark_read(ann.id, conv.id, 2).await.unwrap();
         assert_eq!(
             state,
             ReadState {
                 read_seq: Seq::new(7),
+                delivered_seq: Seq::new(7),
                 unread_count: 3
             }
         );
+    }
+
+    #[tokio::test]
+    async fn mark_delivered_raises_only_the_delivery_cursor_and_sends_a_receipt() {
+        let (ann, bob, conv) = (
+            user("ann"),
+            user("bob"),
+            conversation(ConversationKind::Direct, 10),
+        );
+        let mut mocks = Mocks::default();
+        expect_cursor_moves(
+            &mut mocks,
+            &conv,
+            member_of(&conv, &ann, Role::Member, 2),
+            vec![bob.id],
+            8,
+        );
+        mocks.events.expect_publish().times(1).withf(|e| matches!(e,
+            Event::Receipt { read_seq, delivered_seq, .. } if *read_seq == Seq::new(2) && *delivered_seq == Seq::new(6)))
+            .returning(|_| ());
+        let state = mocks
+            .service()
+            .mark_delivered(ann.id, conv.id, 6)
+            .await
+            .unwrap();
+        assert_eq!(
+            state,
+            ReadState {
+                read_seq: Seq::new(2),
+                delivered_seq: Seq::new(6),
+                unread_count: 8
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn typing_reaches_the_other_members_only() {
+        let (ann, bob, cid) = (UserId::generate(), UserId::generate(), UserId::generate());
+        let mut mocks = Mocks::default();
+        mocks
+            .conversations
+            .expect_member_ids()
+            .returning(move |_| Ok(vec![ann, bob, cid]));
+        mocks.events.expect_publish().times(1).withf(move |e| matches!(e,
+            Event::Typing { user_id, typing: true, recipients, .. } if *user_id == ann && recipients == &vec![bob, cid]))
+            .returning(|_| ());
+        mocks
+            .service()
+            .typing(ann, ConversationId::generate(), true)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn typing_in_a_conversation_one_is_not_in_is_not_found() {
+        let mut mocks = Mocks::default();
+        mocks
+            .conversations
+            .expect_member_ids()
+            .returning(|_| Ok(vec![UserId::generate()]));
+        mocks.events.expect_publish().never();
+        let result = mocks
+            .service()
+            .typing(UserId::generate(), ConversationId::generate(), true)
+            .await;
+        assert!(matches!(result, Err(AppError::NotFound("conversation"))));
     }
 }

@@ -1,14 +1,15 @@
 use std::sync::Arc;
 
 use confab_domain::{
-    ClientMsgId, ConversationId, Message, MessageBody, MessageId, MessageKind, UserId,
+    ClientMsgId, ConversationId, Member, Message, MessageBody, MessageId, MessageKind, Seq, UserId,
     ValidationError, ValidationErrors,
 };
 
+use super::activity::ActivityNotifier;
 use crate::ports::{
     Appended, Clock, ConversationRepository, EventPublisher, MessageRepository, NewMessage,
 };
-use crate::{AppError, Event, MessagePage, PageQuery, SessionId};
+use crate::{AppError, Backlog, Event, MessagePage, PageQuery, SessionId};
 
 /// What a client sends to post a message, unvalidated.
 #[derive(Debug, Clone)]
@@ -31,12 +32,13 @@ pub struct Sent {
     pub created: bool,
 }
 
-/// Posting messages and reading history.
+/// Posting, editing and deleting messages; reading history; catching a device up.
 pub struct MessageService {
     conversations: Arc<dyn ConversationRepository>,
     messages: Arc<dyn MessageRepository>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
+    activity: ActivityNotifier,
 }
 
 impl std::fmt::Debug for MessageService {
@@ -53,17 +55,21 @@ impl MessageService {
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let activity =
+            ActivityNotifier::new(conversations.clone(), messages.clone(), events.clone());
         Self {
             conversations,
             messages,
             events,
             clock,
+            activity,
         }
     }
 
     /// Posts a message as `sender`. It is stored with the conversation's next seq, and only
-    /// then published to every member's sockets except `origin`, the socket that sent it.
-    /// A repeated `client_msg_id` returns the first message and publishes nothing.
+    /// then published: `message.new` to every member's sockets except `origin` (the socket
+    /// that sent it), and `conversation.updated` with each member's unread count. A repeated
+    /// `client_msg_id` returns the first message and publishes nothing.
     pub async fn send(
         &self,
         sender: UserId,
@@ -88,10 +94,11 @@ impl MessageService {
         };
 
         let conversation_id = input.conversation_id;
-        let member = self
-            .conversations
-            .member(conversation_id, sender)
-            .await?
+        // One query gives both the membership check and everyone to deliver to.
+        let mut members = self.conversations.members(&[conversation_id]).await?;
+        let member = members
+            .iter()
+            .find(|m| m.user_id == sender)
             .ok_or(AppError::NotFound("conversation"))?;
         let now = self.clock.now();
         if !member.may_post(now) {
@@ -123,7 +130,7 @@ impl MessageService {
             Appended::Created(message) => message,
             Appended::Existing(first) => return Self::repeat(first, conversation_id),
         };
-        let recipients = self.conversations.member_ids(conversation_id).await?;
+        let recipients = members.iter().map(|m| m.user_id).collect();
         self.events
             .publish(Event::MessageCreated {
                 message: message.clone(),
@@ -131,10 +138,87 @@ impl MessageService {
                 origin,
             })
             .await;
+        // The append raised the sender's cursor; the copy read before it must agree.
+        for member in members.iter_mut().filter(|m| m.user_id == sender) {
+            member.read_seq = member.read_seq.max(message.seq);
+        }
+        self.notify_activity(conversation_id, &members, Some(message.clone()))
+            .await;
         Ok(Sent {
             message,
             created: true,
         })
+    }
+
+    /// Replaces the body of the caller's own message and tells every member
+    /// (`message.updated`). `conversation`, when the client named one (REST), must be the
+    /// message's.
+    pub async fn edit(
+        &self,
+        caller: UserId,
+        message_id: MessageId,
+        body: &str,
+        conversation: Option<ConversationId>,
+    ) -> Result<Message, AppError> {
+        let body = MessageBody::parse(body)?;
+        let (message, members) = self
+            .visible_message(caller, message_id, conversation)
+            .await?;
+        if message.deleted_at.is_some() {
+            return Err(AppError::Conflict(
+                "a deleted message cannot be edited".into(),
+            ));
+        }
+        if !message.may_edit(caller) {
+            return Err(AppError::Forbidden(
+                "only the author may edit a message".into(),
+            ));
+        }
+        let edited = self
+            .messages
+            .edit(message.id, body, self.clock.now())
+            .await?;
+        let recipients = members.iter().map(|m| m.user_id).collect();
+        self.events
+            .publish(Event::MessageUpdated {
+                message: edited.clone(),
+                recipients,
+            })
+            .await;
+        Ok(edited)
+    }
+
+    /// Deletes the caller's own message: it keeps its id and seq and loses its body. Every
+    /// member hears `message.deleted`, and unread counts that included it drop. Deleting a
+    /// deleted message changes nothing and answers the message as it is.
+    pub async fn delete(
+        &self,
+        caller: UserId,
+        message_id: MessageId,
+        conversation: Option<ConversationId>,
+    ) -> Result<Message, AppError> {
+        let (message, members) = self
+            .visible_message(caller, message_id, conversation)
+            .await?;
+        if !message.may_delete(caller) {
+            return Err(AppError::Forbidden(
+                "only the author may delete a message".into(),
+            ));
+        }
+        if message.deleted_at.is_some() {
+            return Ok(message);
+        }
+        let deleted = self.messages.delete(message.id, self.clock.now()).await?;
+        let recipients = members.iter().map(|m| m.user_id).collect();
+        self.events
+            .publish(Event::MessageDeleted {
+                message: deleted.clone(),
+                recipients,
+            })
+            .await;
+        self.notify_activity(deleted.conversation_id, &members, None)
+            .await;
+        Ok(deleted)
     }
 
     /// A page of history of a conversation the caller is a member of.
@@ -156,6 +240,118 @@ impl MessageService {
             .await?
             .ok_or(AppError::NotFound("conversation"))?;
         Ok(self.messages.page(conversation_id, query).await?)
+    }
+
+    /// What a connecting device of `user` missed, conversation by conversation: the messages
+    /// above the user's delivery cursor, at most `per_conversation` of them (the newest), with
+    /// the range left out when there were more. Every conversation of the user is listed, with
+    /// its newest seq, so the socket knows where each stands.
+    pub async fn backlog(
+        &self,
+        user: UserId,
+        per_conversation: u32,
+    ) -> Result<Vec<Backlog>, AppError> {
+        let conversations = self.conversations.list_for_user(user).await?;
+        let ids: Vec<ConversationId> = conversations.iter().map(|c| c.id).collect();
+        let cursors: std::collections::HashMap<ConversationId, Seq> = self
+            .conversations
+            .members(&ids)
+            .await?
+            .into_iter()
+            .filter(|m| m.user_id == user)
+            .map(|m| (m.conversation_id, m.delivered_seq))
+            .collect();
+        let mut backlogs = Vec::with_capacity(conversations.len());
+        // Oldest activity first, so that the freshest conversations arrive last and stay on top.
+        for conversation in conversations.into_iter().rev() {
+            let delivered = cursors.get(&conversation.id).copied().unwrap_or(Seq::ZERO);
+            let mut backlog = Backlog {
+                conversation_id: conversation.id,
+                last_seq: conversation.last_seq,
+                messages: Vec::new(),
+                skipped: None,
+            };
+            if conversation.last_seq > delivered {
+                let query = PageQuery {
+                    before: None,
+                    after: None,
+                    limit: per_conversation.max(1),
+                };
+                let page = self.messages.page(conversation.id, query).await?;
+                backlog.messages = page
+                    .messages
+                    .into_iter()
+                    .filter(|m| m.seq > delivered)
+                    .collect();
+                if let Some(first) = backlog.messages.first()
+                    && first.seq > delivered.next()
+                {
+                    backlog.skipped = Some((delivered, first.seq));
+                }
+            }
+            backlogs.push(backlog);
+        }
+        Ok(backlogs)
+    }
+
+    /// Messages of a conversation above `after`, ascending, for `sync`: at most `limit`, and
+    /// whether more follow.
+    pub async fn since(
+        &self,
+        caller: UserId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<MessagePage, AppError> {
+        let limit = limit.clamp(1, PageQuery::MAX_LIMIT);
+        self.history(
+            caller,
+            conversation_id,
+            PageQuery {
+                before: None,
+                after: Some(after),
+                limit,
+            },
+        )
+        .await
+    }
+
+    /// The message and its conversation's members, if the caller is one of them.
+    async fn visible_message(
+        &self,
+        caller: UserId,
+        message_id: MessageId,
+        conversation: Option<ConversationId>,
+    ) -> Result<(Message, Vec<Member>), AppError> {
+        let message = self
+            .messages
+            .find(message_id)
+            .await?
+            .ok_or(AppError::NotFound("message"))?;
+        if conversation.is_some_and(|c| c != message.conversation_id) {
+            return Err(AppError::NotFound("message"));
+        }
+        let members = self
+            .conversations
+            .members(&[message.conversation_id])
+            .await?;
+        if !members.iter().any(|m| m.user_id == caller) {
+            return Err(AppError::NotFound("message"));
+        }
+        Ok((message, members))
+    }
+
+    /// The change is committed; a notification that fails is logged, not returned, because the
+    /// client's request did succeed and a device that missed the badge recovers it by `sync`.
+    async fn notify_activity(
+        &self,
+        conversation_id: ConversationId,
+        members: &[Member],
+        last: Option<Message>,
+    ) {
+        if let Err(error) = self.activity.notify(conversation_id, members, last).await {
+            tracing::warn!(%error, %conversation_id, "could not notify members of new activity");
+        }
     }
 
     /// A `client_msg_id` names one message per sender: reusing it for another conversation is
@@ -237,9 +433,47 @@ mod tests {
         }
 
         fn member_of(&mut self, conversation: ConversationId, user: UserId) {
+            self.members_are(conversation, vec![user]);
+        }
+
+        /// `users` are the members of `conversation` (read cursors at 0), which holds one
+        /// message, for the membership checks and the activity notification.
+        fn members_are(&mut self, conversation: ConversationId, users: Vec<UserId>) {
+            let members: Vec<Member> = users
+                .iter()
+                .map(|u| member(conversation, *u, None))
+                .collect();
+            let found = members.clone();
             self.conversations.expect_member().returning(move |c, u| {
-                Ok((c == conversation && u == user).then(|| member(c, u, None)))
+                Ok(found
+                    .iter()
+                    .find(|m| m.conversation_id == c && m.user_id == u)
+                    .cloned())
             });
+            self.conversations.expect_members().returning(move |ids| {
+                Ok(members
+                    .iter()
+                    .filter(|m| ids.contains(&m.conversation_id))
+                    .cloned()
+                    .collect())
+            });
+            self.conversations.expect_find().returning(|id| {
+                Ok(Some(confab_domain::Conversation {
+                    id,
+                    kind: confab_domain::ConversationKind::Group,
+                    name: Some("team".into()),
+                    topic: None,
+                    created_at: now(),
+                    updated_at: now(),
+                    last_seq: Seq::new(1),
+                }))
+            });
+            self.messages
+                .expect_deleted_seqs()
+                .returning(|_, _| Ok(vec![]));
+            self.messages
+                .expect_last_messages()
+                .returning(|_| Ok(vec![]));
         }
     }
 
@@ -260,16 +494,12 @@ mod tests {
             SessionId::generate(),
         );
         let mut mocks = Mocks::default();
-        mocks.member_of(conv, ann);
+        mocks.members_are(conv, vec![ann, bob]);
         mocks
             .messages
             .expect_append()
             .withf(|new| new.body.as_str() == "hello")
             .returning(|new| Ok(Appended::Created(stored(&new, 1))));
-        mocks
-            .conversations
-            .expect_member_ids()
-            .returning(move |_| Ok(vec![ann, bob]));
         mocks
             .events
             .expect_publish()
@@ -278,6 +508,18 @@ mod tests {
                 matches!(event,
             Event::MessageCreated { message, recipients, origin: Some(o) }
                 if message.seq == Seq::new(1) && recipients == &vec![ann, bob] && *o == origin)
+            })
+            .returning(|_| ());
+        // Each member's own badge: the sender has read their message, the other has not.
+        mocks
+            .events
+            .expect_publish()
+            .times(1)
+            .withf(move |event| {
+                matches!(event, Event::ConversationUpdated { members, last_message: Some(m), .. }
+                    if m.seq == Seq::new(1)
+                        && members.iter().any(|a| a.user_id == ann && a.unread_count == 0)
+                        && members.iter().any(|a| a.user_id == bob && a.unread_count == 1))
             })
             .returning(|_| ());
         let sent = mocks
@@ -380,10 +622,7 @@ mod tests {
     #[tokio::test]
     async fn a_non_member_cannot_send_and_learns_nothing() {
         let mut mocks = Mocks::default();
-        mocks
-            .conversations
-            .expect_member()
-            .returning(|_, _| Ok(None));
+        mocks.members_are(ConversationId::generate(), vec![UserId::generate()]);
         mocks.messages.expect_append().never();
         let result = mocks
             .service()
@@ -398,22 +637,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_muted_member_cannot_send() {
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
-        mocks.conversations.expect_member().returning(|c, u| {
-            Ok(Some(member(
-                c,
-                u,
+        mocks.conversations.expect_members().returning(move |ids| {
+            Ok(vec![member(
+                ids[0],
+                ann,
                 Some(now() + chrono::Duration::minutes(1)),
-            )))
+            )])
         });
         mocks.messages.expect_append().never();
         let result = mocks
             .service()
-            .send(
-                UserId::generate(),
-                input(ConversationId::generate(), "hi", None),
-                None,
-            )
+            .send(ann, input(conv, "hi", None), None)
             .await;
         assert!(matches!(result, Err(AppError::Forbidden(_))));
     }
@@ -520,5 +756,234 @@ mod tests {
             });
         let page = mocks.service().history(ann, conv, query).await.unwrap();
         assert!(page.has_more);
+    }
+
+    fn existing(
+        conversation_id: ConversationId,
+        sender: UserId,
+        seq: u64,
+        deleted: bool,
+    ) -> Message {
+        let new = NewMessage {
+            id: MessageId::generate(),
+            conversation_id,
+            sender_id: sender,
+            kind: MessageKind::Text,
+            body: MessageBody::parse("original").unwrap(),
+            client_msg_id: None,
+            created_at: now(),
+        };
+        let mut message = stored(&new, seq);
+        if deleted {
+            message.body = None;
+            message.deleted_at = Some(now());
+        }
+        message
+    }
+
+    #[tokio::test]
+    async fn the_author_edits_and_every_member_hears_it() {
+        let (ann, bob, conv) = (
+            UserId::generate(),
+            UserId::generate(),
+            ConversationId::generate(),
+        );
+        let mut mocks = Mocks::default();
+        mocks.members_are(conv, vec![ann, bob]);
+        let original = existing(conv, ann, 1, false);
+        let found = original.clone();
+        mocks
+            .messages
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        mocks
+            .messages
+            .expect_edit()
+            .withf(|_, body, at| body.as_str() == "fixed" && *at == now())
+            .returning(move |_, body, at| {
+                Ok(Message {
+                    body: Some(body.as_str().into()),
+                    edited_at: Some(at),
+                    ..original.clone()
+                })
+            });
+        mocks.events.expect_publish().times(1).withf(move |e| matches!(e,
+            Event::MessageUpdated { message, recipients } if message.body.as_deref() == Some("fixed") && recipients.len() == 2))
+            .returning(|_| ());
+        let edited = mocks
+            .service()
+            .edit(ann, MessageId::generate(), " fixed ", Some(conv))
+            .await
+            .unwrap();
+        assert_eq!(edited.edited_at, Some(now()));
+    }
+
+    #[tokio::test]
+    async fn only_the_author_edits_deleted_messages_stay_deleted_and_strangers_see_nothing() {
+        let (ann, bob, eve, conv) = (
+            UserId::generate(),
+            UserId::generate(),
+            UserId::generate(),
+            ConversationId::generate(),
+        );
+        for (caller, deleted, expected) in [
+            (bob, false, "forbidden"),
+            (ann, true, "conflict"),
+            (eve, false, "not found"),
+        ] {
+            let mut mocks = Mocks::default();
+            mocks.members_are(conv, vec![ann, bob]);
+            let message = existing(conv, ann, 1, deleted);
+            mocks
+                .messages
+                .expect_find()
+                .returning(move |_| Ok(Some(message.clone())));
+            mocks.messages.expect_edit().never();
+            mocks.events.expect_publish().never();
+            let error = mocks
+                .service()
+                .edit(caller, MessageId::generate(), "x", None)
+                .await
+                .unwrap_err();
+            let kind = match error {
+                AppError::Forbidden(_) => "forbidden",
+                AppError::Conflict(_) => "conflict",
+                AppError::NotFound(_) => "not found",
+                _ => "other",
+            };
+            assert_eq!(kind, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_named_under_another_conversation_is_not_found() {
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        let message = existing(conv, ann, 1, false);
+        mocks
+            .messages
+            .expect_find()
+            .returning(move |_| Ok(Some(message.clone())));
+        let result = mocks
+            .service()
+            .delete(ann, MessageId::generate(), Some(ConversationId::generate()))
+            .await;
+        assert!(matches!(result, Err(AppError::NotFound("message"))));
+    }
+
+    #[tokio::test]
+    async fn delete_blanks_the_message_tells_members_and_updates_their_badges() {
+        let (ann, bob, conv) = (
+            UserId::generate(),
+            UserId::generate(),
+            ConversationId::generate(),
+        );
+        let mut mocks = Mocks::default();
+        mocks.members_are(conv, vec![ann, bob]);
+        let original = existing(conv, ann, 1, false);
+        let found = original.clone();
+        mocks
+            .messages
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        let gone = existing(conv, ann, 1, true);
+        let answer = gone.clone();
+        mocks
+            .messages
+            .expect_delete()
+            .times(1)
+            .returning(move |_, _| Ok(answer.clone()));
+        mocks
+            .events
+            .expect_publish()
+            .times(1)
+            .withf(|e| matches!(e, Event::MessageDeleted { message, .. } if message.body.is_none()))
+            .returning(|_| ());
+        mocks
+            .events
+            .expect_publish()
+            .times(1)
+            .withf(|e| matches!(e, Event::ConversationUpdated { .. }))
+            .returning(|_| ());
+        assert_eq!(
+            mocks
+                .service()
+                .delete(ann, original.id, Some(conv))
+                .await
+                .unwrap(),
+            gone
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_twice_changes_nothing_the_second_time() {
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        mocks.member_of(conv, ann);
+        let gone = existing(conv, ann, 1, true);
+        let found = gone.clone();
+        mocks
+            .messages
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        mocks.messages.expect_delete().never();
+        mocks.events.expect_publish().never();
+        assert_eq!(
+            mocks.service().delete(ann, gone.id, None).await.unwrap(),
+            gone
+        );
+    }
+
+    #[tokio::test]
+    async fn backlog_sends_at_most_the_bound_and_names_the_range_left_out() {
+        let (ann, bob) = (UserId::generate(), UserId::generate());
+        let (busy, quiet) = (ConversationId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        let conversation = |id, last_seq| confab_domain::Conversation {
+            id,
+            kind: confab_domain::ConversationKind::Direct,
+            name: None,
+            topic: None,
+            created_at: now(),
+            updated_at: now(),
+            last_seq: Seq::new(last_seq),
+        };
+        let listed = vec![conversation(busy, 10), conversation(quiet, 4)];
+        mocks
+            .conversations
+            .expect_list_for_user()
+            .returning(move |_| Ok(listed.clone()));
+        mocks.conversations.expect_members().returning(move |_| {
+            let mut busy_member = member(busy, ann, None);
+            busy_member.delivered_seq = Seq::new(2);
+            let mut quiet_member = member(quiet, ann, None);
+            quiet_member.delivered_seq = Seq::new(4);
+            Ok(vec![busy_member, quiet_member, member(busy, bob, None)])
+        });
+        mocks
+            .messages
+            .expect_page()
+            .withf(move |c, q| *c == busy && q.limit == 3 && q.after.is_none())
+            .returning(move |_, _| {
+                Ok(MessagePage {
+                    messages: (8..=10)
+                        .map(|seq| existing(busy, bob, seq, false))
+                        .collect(),
+                    has_more: true,
+                })
+            });
+        let backlog = mocks.service().backlog(ann, 3).await.unwrap();
+        assert_eq!(backlog.len(), 2);
+        let quiet_backlog = backlog.iter().find(|b| b.conversation_id == quiet).unwrap();
+        assert!(quiet_backlog.messages.is_empty() && quiet_backlog.skipped.is_none());
+        let busy_backlog = backlog.iter().find(|b| b.conversation_id == busy).unwrap();
+        let seqs: Vec<u64> = busy_backlog
+            .messages
+            .iter()
+            .map(|m| m.seq.value())
+            .collect();
+        assert_eq!(seqs, [8, 9, 10]);
+        assert_eq!(busy_backlog.skipped, Some((Seq::new(2), Seq::new(8))));
+        assert_eq!(busy_backlog.last_seq, Seq::new(10));
     }
 }

@@ -1,5 +1,7 @@
 //! One service per capability.
 
+mod activity;
 pub(crate) mod auth;
 pub(crate) mod conversations;
 pub(crate) mod messages;
+pub(crate) mod presence;

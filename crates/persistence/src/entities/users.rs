@@ -23,6 +23,8 @@ pub struct Model {
     pub password_hash: String,
     /// When the account was created.
     pub created_at: DateTimeUtc,
+    /// When the user was last online (their last device left).
+    pub last_seen_at: Option<DateTimeUtc>,
 }
 
 /// Relations are declared on the side that holds the foreign key.
