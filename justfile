@@ -28,6 +28,10 @@ layering:
 drift:
     bash .ci/run drift
 
+# Validate openapi/asyncapi.json with the reference AsyncAPI parser.
+asyncapi:
+    bash .ci/run asyncapi
+
 # Regenerate openapi/ from the code.
 openapi:
     cargo run -p confab-server -- openapi

@@ -23,4 +23,4 @@ pub use conversations::{
     Conversation, ConversationUpdate, CreateGroupRequest, MarkReadRequest, Member, ReadState,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, Health};
-pub use messages::{HistoryQuery, Message, MessagePage, SendMessageRequest};
+pub use messages::{EditMessageRequest, HistoryQuery, Message, MessagePage, SendMessageRequest};

@@ -64,6 +64,13 @@ pub struct SendMessageRequest {
     pub client_msg_id: Option<String>,
 }
 
+/// `PATCH /api/v1/conversations/{id}/messages/{message_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EditMessageRequest {
+    /// The new text, 1–4000 characters after trimming.
+    pub body: String,
+}
+
 /// Query of `GET /api/v1/conversations/{id}/messages`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

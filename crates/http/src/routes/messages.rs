@@ -1,7 +1,7 @@
-use actix_web::{HttpResponse, get, post, web};
-use confab_api::{ErrorBody, HistoryQuery, Message, MessagePage, SendMessageRequest};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use confab_api::{EditMessageRequest, ErrorBody, HistoryQuery, Message, MessagePage, SendMessageRequest};
 use confab_app::{PageQuery, SendInput};
-use confab_domain::{ConversationId, Seq};
+use confab_domain::{ConversationId, MessageId, Seq};
 use uuid::Uuid;
 
 use crate::{ApiError, Caller, HttpState};
@@ -80,4 +80,66 @@ pub(crate) async fn send(
         HttpResponse::Ok()
     };
     Ok(response.json(Message::from(&sent.message)))
+}
+
+/// Replace the text of one of your messages. Every member's sockets get `message.updated`.
+#[utoipa::path(
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id"), ("message_id" = Uuid, Path, description = "Message id")),
+    request_body = EditMessageRequest,
+    responses(
+        (status = 200, description = "The message, edited", body = Message),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not the author", body = ErrorBody),
+        (status = 404, description = "No such message in a conversation of yours", body = ErrorBody),
+        (status = 409, description = "The message is deleted", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Empty or too long body", body = ErrorBody),
+    )
+)]
+#[patch("/conversations/{id}/messages/{message_id}")]
+pub(crate) async fn edit(
+    state: web::Data<HttpState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<EditMessageRequest>,
+) -> Result<web::Json<Message>, ApiError> {
+    let (conversation, message) = path.into_inner();
+    let edited = state
+        .services
+        .messages
+        .edit(caller.0, MessageId::from_uuid(message), &body.body, Some(ConversationId::from_uuid(conversation)))
+        .await?;
+    Ok(web::Json(Message::from(&edited)))
+}
+
+/// Delete one of your messages: it keeps its id and seq, loses its body, and stops counting
+/// as unread. Every member's sockets get `message.deleted`. Deleting it again changes nothing.
+#[utoipa::path(
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id"), ("message_id" = Uuid, Path, description = "Message id")),
+    responses(
+        (status = 200, description = "The message, deleted", body = Message),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not the author", body = ErrorBody),
+        (status = 404, description = "No such message in a conversation of yours", body = ErrorBody),
+    )
+)]
+#[delete("/conversations/{id}/messages/{message_id}")]
+pub(crate) async fn remove(
+    state: web::Data<HttpState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Message>, ApiError> {
+    let (conversation, message) = path.into_inner();
+    let deleted = state
+        .services
+        .messages
+        .delete(caller.0, MessageId::from_uuid(message), Some(ConversationId::from_uuid(conversation)))
+        .await?;
+    Ok(web::Json(Message::from(&deleted)))
 }
