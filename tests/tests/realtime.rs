@@ -123,6 +123,22 @@ impl Device {
         frames
     }
 
+    /// Sends `sync` with these cursors and reads up to its `sync.done`.
+    async fn sync(&mut self, cursors: &[(Uuid, u64)]) -> Vec<ServerFrame> {
+        let cursors = cursors
+            .iter()
+            .map(|&(conversation_id, seq)| SyncCursor {
+                conversation_id,
+                seq,
+            })
+            .collect();
+        let reference = self.send(&ClientFrame::Sync { cursors }).await;
+        self.until(
+            |f| matches!(f, ServerFrame::SyncDone { reference: Some(r), .. } if *r == reference),
+        )
+        .await
+    }
+
     /// Waits (up to `WAIT`) for a frame that matches, skipping others.
     async fn wait_for(&mut self, wanted: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
         self.until(&wanted).await.pop().unwrap()
@@ -201,17 +217,7 @@ async fn a_large_backlog_is_bounded_per_conversation_and_says_what_was_left_out(
     );
 
     // The client asks for the rest with the cursor it holds (nothing): it gets 1..=5, once.
-    let reference = device
-        .send(&ClientFrame::Sync {
-            cursors: vec![SyncCursor {
-                conversation_id: direct.id,
-                seq: 0,
-            }],
-        })
-        .await;
-    let frames = device
-        .until(|f| matches!(f, ServerFrame::SyncDone { reference: Some(r), .. } if *r == reference))
-        .await;
+    let frames = device.sync(&[(direct.id, 0)]).await;
     assert_eq!(seqs(&messages_of(&frames)), [1, 2, 3, 4, 5]);
 }
 
@@ -248,19 +254,8 @@ async fn after_a_disconnect_200_messages_from_several_senders_arrive_each_once_i
 
     let (mut device, greeting) = Device::connect(&app, &cid).await;
     // A sync with the cursors the client held before it dropped must add nothing.
-    let cursors = vec![
-        SyncCursor {
-            conversation_id: group.id,
-            seq: 0,
-        },
-        SyncCursor {
-            conversation_id: direct.id,
-            seq: 0,
-        },
-    ];
-    let reference = device.send(&ClientFrame::Sync { cursors }).await;
     let mut frames = greeting;
-    frames.extend(device.until(|f| matches!(f, ServerFrame::SyncDone { reference: Some(r), .. } if *r == reference)).await);
+    frames.extend(device.sync(&[(group.id, 0), (direct.id, 0)]).await);
 
     let mut held: HashMap<Uuid, Vec<u64>> = HashMap::new();
     for message in messages_of(&frames) {
@@ -304,30 +299,10 @@ async fn sync_catches_up_a_device_whose_user_received_the_messages_elsewhere() {
     // The laptop held up to 2 from an earlier session; delivered_seq is 6, so no backlog.
     let (mut laptop, greeting) = Device::connect(&app, &bob).await;
     assert!(messages_of(&greeting).is_empty());
-    let reference = laptop
-        .send(&ClientFrame::Sync {
-            cursors: vec![SyncCursor {
-                conversation_id: direct.id,
-                seq: 2,
-            }],
-        })
-        .await;
-    let frames = laptop
-        .until(|f| matches!(f, ServerFrame::SyncDone { reference: Some(r), .. } if *r == reference))
-        .await;
+    let frames = laptop.sync(&[(direct.id, 2)]).await;
     assert_eq!(seqs(&messages_of(&frames)), [3, 4, 5, 6]);
     // Asking again gives nothing twice.
-    let reference = laptop
-        .send(&ClientFrame::Sync {
-            cursors: vec![SyncCursor {
-                conversation_id: direct.id,
-                seq: 2,
-            }],
-        })
-        .await;
-    let frames = laptop
-        .until(|f| matches!(f, ServerFrame::SyncDone { reference: Some(r), .. } if *r == reference))
-        .await;
+    let frames = laptop.sync(&[(direct.id, 2)]).await;
     assert!(messages_of(&frames).is_empty());
 }
 
@@ -567,14 +542,23 @@ async fn edits_and_deletions_fan_out_and_show_up_in_history_sync_and_unread_coun
     let (mut fresh, greeting) = Device::connect(&app, &bob).await;
     let backlog = messages_of(&greeting);
     assert_eq!(seqs(&backlog), [1, 2]);
-    assert_eq!((backlog[0].body.as_deref(), backlog[1].body.as_deref()), (Some("hello"), None));
+    assert_eq!(
+        (backlog[0].body.as_deref(), backlog[1].body.as_deref()),
+        (Some("hello"), None)
+    );
     // A device that held only the first before the edit syncs and gets the second as it is now.
-    let reference = fresh.send(&ClientFrame::Delivered { conversation_id: direct.id, seq: 2 }).await;
-    fresh.wait_for(|f| matches!(f, ServerFrame::Ack { reference: Some(r), .. } if *r == reference)).await;
+    let reference = fresh
+        .send(&ClientFrame::Delivered {
+            conversation_id: direct.id,
+            seq: 2,
+        })
+        .await;
+    fresh
+        .wait_for(|f| matches!(f, ServerFrame::Ack { reference: Some(r), .. } if *r == reference))
+        .await;
     let (mut other, greeting) = Device::connect(&app, &bob).await;
     assert!(messages_of(&greeting).is_empty());
-    let reference = other.send(&ClientFrame::Sync { cursors: vec![SyncCursor { conversation_id: direct.id, seq: 1 }] }).await;
-    let synced = other.until(|f| matches!(f, ServerFrame::SyncDone { reference: Some(r), .. } if *r == reference)).await;
+    let synced = other.sync(&[(direct.id, 1)]).await;
     let synced = messages_of(&synced);
     assert_eq!(seqs(&synced), [2]);
     assert!(synced[0].body.is_none() && synced[0].deleted_at.is_some());

@@ -30,6 +30,15 @@ impl std::fmt::Debug for ConversationService {
     }
 }
 
+/// Which cursor a client reported.
+#[derive(Debug, Clone, Copy)]
+enum Report {
+    /// `message.read`: read up to a seq.
+    Read,
+    /// `delivered`: holds up to a seq.
+    Delivered,
+}
+
 /// The most members a group may be created with in one request.
 const MAX_INITIAL_MEMBERS: usize = 256;
 
@@ -178,15 +187,38 @@ impl ConversationService {
     }
 
     /// Marks everything up to `seq` read for the caller (reading implies receiving, so the
-    /// delivery cursor follows). Cursors never move back, nor past the newest message. When a
-    /// cursor moved, every member hears a `receipt` (the sender's ticks) and the caller's
-    /// devices hear `conversation.updated` with the new unread count (the badge on the other
-    /// tabs).
+    /// delivery cursor follows). When a cursor moved, every member hears a `receipt` (the
+    /// sender's ticks) and the caller's devices hear `conversation.updated` with the new unread
+    /// count (the badge on the other tabs).
     pub async fn mark_read(
         &self,
         caller: UserId,
         id: ConversationId,
         seq: u64,
+    ) -> Result<ReadState, AppError> {
+        self.report(caller, id, Seq::new(seq), Report::Read).await
+    }
+
+    /// Records that one of the caller's devices holds every message up to `seq`; when the
+    /// cursor moves, every member hears a `receipt` (the sender's "delivered" tick).
+    pub async fn mark_delivered(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        seq: u64,
+    ) -> Result<ReadState, AppError> {
+        self.report(caller, id, Seq::new(seq), Report::Delivered)
+            .await
+    }
+
+    /// Moves the caller's cursors for a report. Cursors never move back, nor past the newest
+    /// message.
+    async fn report(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+        reported: Seq,
+        report: Report,
     ) -> Result<ReadState, AppError> {
         let member = self.require_member(id, caller).await?;
         let conversation = self
@@ -194,16 +226,22 @@ impl ConversationService {
             .find(id)
             .await?
             .ok_or(AppError::NotFound("conversation"))?;
-        let target = member
-            .read_seq
-            .advance_to(Seq::new(seq), conversation.last_seq);
-        let read_seq = self
-            .conversations
-            .raise_read_seq(id, caller, target)
-            .await?;
+        let last = conversation.last_seq;
+        let read_seq = match report {
+            Report::Read => {
+                let target = member.read_seq.advance_to(reported, last);
+                self.conversations
+                    .raise_read_seq(id, caller, target)
+                    .await?
+            }
+            Report::Delivered => member.read_seq,
+        };
+        let delivered_target = member
+            .delivered_seq
+            .advance_to(reported.max(read_seq), last);
         let delivered_seq = self
             .conversations
-            .raise_delivered_seq(id, caller, read_seq)
+            .raise_delivered_seq(id, caller, delivered_target)
             .await?;
         let unread = self.conversations.unread_counts(caller, &[id]).await?;
         let state = ReadState {
@@ -212,8 +250,18 @@ impl ConversationService {
             unread_count: unread.get(&id).copied().unwrap_or(0),
         };
         if read_seq > member.read_seq || delivered_seq > member.delivered_seq {
-            self.publish_receipt(id, caller, read_seq, delivered_seq)
-                .await?;
+            let recipients = self.conversations.member_ids(id).await?;
+            self.events
+                .publish(Event::Receipt {
+                    conversation_id: id,
+                    user_id: caller,
+                    read_seq,
+                    delivered_seq,
+                    recipients,
+                })
+                .await;
+        }
+        if read_seq > member.read_seq {
             let me = Member {
                 read_seq,
                 delivered_seq,
@@ -224,40 +272,6 @@ impl ConversationService {
             }
         }
         Ok(state)
-    }
-
-    /// Records that one of the caller's devices holds every message up to `seq`. The cursor
-    /// never moves back, nor past the newest message; when it moves, every member hears a
-    /// `receipt`.
-    pub async fn mark_delivered(
-        &self,
-        caller: UserId,
-        id: ConversationId,
-        seq: u64,
-    ) -> Result<ReadState, AppError> {
-        let member = self.require_member(id, caller).await?;
-        let conversation = self
-            .conversations
-            .find(id)
-            .await?
-            .ok_or(AppError::NotFound("conversation"))?;
-        let target = member
-            .delivered_seq
-            .advance_to(Seq::new(seq), conversation.last_seq);
-        let delivered_seq = self
-            .conversations
-            .raise_delivered_seq(id, caller, target)
-            .await?;
-        if delivered_seq > member.delivered_seq {
-            self.publish_receipt(id, caller, member.read_seq, delivered_seq)
-                .await?;
-        }
-        let unread = self.conversations.unread_counts(caller, &[id]).await?;
-        Ok(ReadState {
-            read_seq: member.read_seq,
-            delivered_seq,
-            unread_count: unread.get(&id).copied().unwrap_or(0),
-        })
     }
 
     /// Tells the other members that the caller started or stopped typing. Nothing is stored.
@@ -282,26 +296,6 @@ impl ConversationService {
                 })
                 .await;
         }
-        Ok(())
-    }
-
-    async fn publish_receipt(
-        &self,
-        id: ConversationId,
-        user: UserId,
-        read_seq: Seq,
-        delivered_seq: Seq,
-    ) -> Result<(), AppError> {
-        let recipients = self.conversations.member_ids(id).await?;
-        self.events
-            .publish(Event::Receipt {
-                conversation_id: id,
-                user_id: user,
-                read_seq,
-                delivered_seq,
-                recipients,
-            })
-            .await;
         Ok(())
     }
 

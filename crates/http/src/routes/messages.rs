@@ -1,5 +1,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use confab_api::{EditMessageRequest, ErrorBody, HistoryQuery, Message, MessagePage, SendMessageRequest};
+use confab_api::{
+    EditMessageRequest, ErrorBody, HistoryQuery, Message, MessagePage, SendMessageRequest,
+};
 use confab_app::{PageQuery, SendInput};
 use confab_domain::{ConversationId, MessageId, Seq};
 use uuid::Uuid;
@@ -111,7 +113,12 @@ pub(crate) async fn edit(
     let edited = state
         .services
         .messages
-        .edit(caller.0, MessageId::from_uuid(message), &body.body, Some(ConversationId::from_uuid(conversation)))
+        .edit(
+            caller.0,
+            MessageId::from_uuid(message),
+            &body.body,
+            Some(ConversationId::from_uuid(conversation)),
+        )
         .await?;
     Ok(web::Json(Message::from(&edited)))
 }
@@ -139,7 +146,11 @@ pub(crate) async fn remove(
     let deleted = state
         .services
         .messages
-        .delete(caller.0, MessageId::from_uuid(message), Some(ConversationId::from_uuid(conversation)))
+        .delete(
+            caller.0,
+            MessageId::from_uuid(message),
+            Some(ConversationId::from_uuid(conversation)),
+        )
         .await?;
     Ok(web::Json(Message::from(&deleted)))
 }

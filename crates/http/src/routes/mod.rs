@@ -114,8 +114,8 @@ fn mount(cfg: &mut ServiceConfig<'_>) {
                 .service(conversations::mark_read)
                 .service(messages::history)
                 .service(messages::send)
-            .service(messages::edit)
-            .service(messages::remove)
+                .service(messages::edit)
+                .service(messages::remove)
                 .service(socket::connect),
         );
 }
