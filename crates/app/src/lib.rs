@@ -21,7 +21,7 @@ pub use error::AppError;
 pub use events::{Event, MemberActivity, SessionId};
 pub use services::auth::{AuthService, Session, SignupInput};
 pub use services::conversations::ConversationService;
-pub use services::messages::{MessageService, SendInput, Sent};
+pub use services::messages::{MessageService, SendInput, SendLimits, Sent};
 pub use services::presence::PresenceService;
 pub use views::{Backlog, ConversationView, MemberView, MessagePage, PageQuery, ReadState};
 
@@ -38,6 +38,10 @@ pub struct Ports {
     pub events: Arc<dyn ports::EventPublisher>,
     /// Who is online.
     pub presence: Arc<dyn ports::PresenceStore>,
+    /// Rate limits.
+    pub limiter: Arc<dyn ports::RateLimiter>,
+    /// How fast a user may send.
+    pub send_limits: SendLimits,
     /// Password hashing.
     pub hasher: Arc<dyn ports::PasswordHasher>,
     /// Access tokens.
@@ -87,6 +91,8 @@ impl Services {
                 ports.messages,
                 ports.events.clone(),
                 ports.clock.clone(),
+                ports.limiter,
+                ports.send_limits,
             )),
             presence: Arc::new(PresenceService::new(
                 ports.presence,

@@ -10,6 +10,7 @@
 
 mod deliver;
 mod hub;
+mod limits;
 mod presence;
 mod publisher;
 mod sequencer;
@@ -17,6 +18,7 @@ mod session;
 
 pub use deliver::deliver;
 pub use hub::{Hub, Outbound};
+pub use limits::InProcessRateLimiter;
 pub use presence::InProcessPresence;
 pub use publisher::InProcessPublisher;
 pub use session::{SocketConfig, start_socket};

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use confab_app::SendLimits;
+use confab_app::ports::RateLimit;
 use confab_realtime::SocketConfig;
 
 /// `confab`: a real-time chat server.
@@ -105,6 +107,22 @@ pub struct Settings {
         global = true
     )]
     pub heartbeat_secs: u64,
+    /// Messages a user may send per minute in direct conversations, all together.
+    #[arg(
+        long,
+        env = "CONFAB_RATE_DIRECT_PER_MIN",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_direct_per_min: u32,
+    /// Messages a user may send per minute in groups and rooms, all together.
+    #[arg(
+        long,
+        env = "CONFAB_RATE_GROUP_PER_MIN",
+        default_value_t = 30,
+        global = true
+    )]
+    pub rate_group_per_min: u32,
     /// Log filter, e.g. `info` or `confab=debug,actix_web=info`.
     #[arg(long, env = "CONFAB_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -153,6 +171,8 @@ pub struct Config {
     pub access_ttl: Duration,
     /// Limits of each socket.
     pub socket: SocketConfig,
+    /// How fast each user may send.
+    pub send_limits: SendLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -162,6 +182,7 @@ impl std::fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("access_ttl", &self.access_ttl)
             .field("socket", &self.socket)
+            .field("send_limits", &self.send_limits)
             .finish_non_exhaustive()
     }
 }
@@ -218,6 +239,14 @@ impl Settings {
                 "must be between 60 and 86400",
             ));
         }
+        for (name, value) in [
+            ("CONFAB_RATE_DIRECT_PER_MIN", self.rate_direct_per_min),
+            ("CONFAB_RATE_GROUP_PER_MIN", self.rate_group_per_min),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
         if !(1..=3_600).contains(&self.heartbeat_secs) {
             return Err(invalid(
                 "CONFAB_HEARTBEAT_SECS",
@@ -246,6 +275,10 @@ impl Settings {
                 heartbeat: Duration::from_secs(self.heartbeat_secs),
                 ..SocketConfig::default()
             },
+            send_limits: SendLimits {
+                direct: RateLimit::per_minute(self.rate_direct_per_min),
+                group: RateLimit::per_minute(self.rate_group_per_min),
+            },
         })
     }
 }
@@ -265,12 +298,16 @@ mod tests {
     fn bad_values_are_refused_with_the_variable_named() {
         let dir = std::env::temp_dir();
         let dir = dir.to_str().unwrap();
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 6] = [
             (&["--bind", "localhost"], "CONFAB_BIND"),
             (&["--access-ttl-secs", "5"], "CONFAB_ACCESS_TTL_SECS"),
             (&["--heartbeat-secs", "0"], "CONFAB_HEARTBEAT_SECS"),
             (&["--jwt-secret", "short"], "CONFAB_JWT_SECRET"),
             (&["--database-url", "mysql://x"], "CONFAB_DATABASE_URL"),
+            (
+                &["--rate-direct-per-min", "0"],
+                "CONFAB_RATE_DIRECT_PER_MIN",
+            ),
         ];
         for (args, name) in cases {
             let mut all = vec!["--data-dir", dir];

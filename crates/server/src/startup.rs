@@ -14,7 +14,7 @@ use confab_http::HttpState;
 use confab_persistence::{
     DatabaseConnection, SqlConversationRepository, SqlMessageRepository, SqlUserRepository,
 };
-use confab_realtime::{Hub, InProcessPresence, InProcessPublisher};
+use confab_realtime::{Hub, InProcessPresence, InProcessPublisher, InProcessRateLimiter};
 
 use crate::Config;
 
@@ -79,6 +79,8 @@ impl Application {
             messages: Arc::new(SqlMessageRepository::new(db.clone())),
             events: Arc::new(InProcessPublisher::new(hub.clone())),
             presence: Arc::new(InProcessPresence::new()),
+            limiter: Arc::new(InProcessRateLimiter::new()),
+            send_limits: config.send_limits,
             hasher: Arc::new(Argon2Hasher),
             tokens: Arc::new(JwtIssuer::new(
                 &config.jwt_secret,

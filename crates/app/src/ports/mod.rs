@@ -8,6 +8,7 @@ mod events;
 mod messages;
 mod presence;
 mod probe;
+mod rate_limits;
 mod users;
 
 pub use clock::{Clock, SystemClock};
@@ -17,6 +18,7 @@ pub use events::EventPublisher;
 pub use messages::{Appended, MessageRepository, NewMessage};
 pub use presence::PresenceStore;
 pub use probe::Probe;
+pub use rate_limits::{RateDecision, RateLimit, RateLimiter};
 pub use users::{NewUser, UserCredentials, UserRepository};
 
 #[cfg(feature = "mocks")]
@@ -28,6 +30,7 @@ pub use {
     messages::MockMessageRepository,
     presence::MockPresenceStore,
     probe::MockProbe,
+    rate_limits::MockRateLimiter,
     users::MockUserRepository,
 };
 

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use confab_domain::{ConversationId, Member, Message, Seq};
+use confab_domain::{Conversation, ConversationId, Member, Message, Seq};
 
 use crate::ports::{ConversationRepository, EventPublisher, MessageRepository};
 use crate::{AppError, Event, MemberActivity};
@@ -28,18 +28,24 @@ impl ActivityNotifier {
     }
 
     /// Publishes `conversation.updated` to each of `members`, with their cursors as given.
-    /// `last_message`, when the caller has it, saves a query.
+    /// `known`, when the caller already holds the conversation as it now stands, and
+    /// `last_message` save queries.
     pub(crate) async fn notify(
         &self,
         conversation_id: ConversationId,
+        known: Option<Conversation>,
         members: &[Member],
         last_message: Option<Message>,
     ) -> Result<(), AppError> {
         if members.is_empty() {
             return Ok(());
         }
-        let Some(conversation) = self.conversations.find(conversation_id).await? else {
-            return Ok(());
+        let conversation = match known {
+            Some(conversation) => conversation,
+            None => match self.conversations.find(conversation_id).await? {
+                Some(conversation) => conversation,
+                None => return Ok(()),
+            },
         };
         let last_message = match last_message {
             Some(message) if message.seq == conversation.last_seq => Some(message),

@@ -267,7 +267,11 @@ impl ConversationService {
                 delivered_seq,
                 ..member
             };
-            if let Err(error) = self.activity.notify(id, &[me], None).await {
+            if let Err(error) = self
+                .activity
+                .notify(id, Some(conversation), &[me], None)
+                .await
+            {
                 tracing::warn!(%error, conversation_id = %id, "could not update the reader's other devices");
             }
         }

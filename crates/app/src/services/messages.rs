@@ -1,13 +1,14 @@
 use std::sync::Arc;
 
 use confab_domain::{
-    ClientMsgId, ConversationId, Member, Message, MessageBody, MessageId, MessageKind, Seq, UserId,
-    ValidationError, ValidationErrors,
+    ClientMsgId, Conversation, ConversationId, ConversationKind, Member, Message, MessageBody,
+    MessageId, MessageKind, Seq, UserId, ValidationError, ValidationErrors,
 };
 
 use super::activity::ActivityNotifier;
 use crate::ports::{
     Appended, Clock, ConversationRepository, EventPublisher, MessageRepository, NewMessage,
+    RateDecision, RateLimit, RateLimiter,
 };
 use crate::{AppError, Backlog, Event, MessagePage, PageQuery, SessionId};
 
@@ -38,7 +39,27 @@ pub struct MessageService {
     messages: Arc<dyn MessageRepository>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
+    limiter: Arc<dyn RateLimiter>,
+    limits: SendLimits,
     activity: ActivityNotifier,
+}
+
+/// How many messages a user may send per window, by kind of conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendLimits {
+    /// In direct conversations, all together.
+    pub direct: RateLimit,
+    /// In groups and rooms, all together.
+    pub group: RateLimit,
+}
+
+impl Default for SendLimits {
+    fn default() -> Self {
+        Self {
+            direct: RateLimit::per_minute(20),
+            group: RateLimit::per_minute(30),
+        }
+    }
 }
 
 impl std::fmt::Debug for MessageService {
@@ -54,6 +75,8 @@ impl MessageService {
         messages: Arc<dyn MessageRepository>,
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
+        limiter: Arc<dyn RateLimiter>,
+        limits: SendLimits,
     ) -> Self {
         let activity =
             ActivityNotifier::new(conversations.clone(), messages.clone(), events.clone());
@@ -62,6 +85,8 @@ impl MessageService {
             messages,
             events,
             clock,
+            limiter,
+            limits,
             activity,
         }
     }
@@ -114,6 +139,13 @@ impl MessageService {
             return Self::repeat(first, conversation_id);
         }
 
+        let conversation = self
+            .conversations
+            .find(conversation_id)
+            .await?
+            .ok_or(AppError::NotFound("conversation"))?;
+        self.check_rate(sender, &conversation).await?;
+
         let appended = self
             .messages
             .append(NewMessage {
@@ -142,8 +174,17 @@ impl MessageService {
         for member in members.iter_mut().filter(|m| m.user_id == sender) {
             member.read_seq = member.read_seq.max(message.seq);
         }
-        self.notify_activity(conversation_id, &members, Some(message.clone()))
-            .await;
+        self.notify_activity(
+            conversation_id,
+            Some(Conversation {
+                last_seq: message.seq,
+                updated_at: message.created_at,
+                ..conversation
+            }),
+            &members,
+            Some(message.clone()),
+        )
+        .await;
         Ok(Sent {
             message,
             created: true,
@@ -216,7 +257,7 @@ impl MessageService {
                 recipients,
             })
             .await;
-        self.notify_activity(deleted.conversation_id, &members, None)
+        self.notify_activity(deleted.conversation_id, None, &members, None)
             .await;
         Ok(deleted)
     }
@@ -346,11 +387,42 @@ impl MessageService {
     async fn notify_activity(
         &self,
         conversation_id: ConversationId,
+        known: Option<Conversation>,
         members: &[Member],
         last: Option<Message>,
     ) {
-        if let Err(error) = self.activity.notify(conversation_id, members, last).await {
+        if let Err(error) = self
+            .activity
+            .notify(conversation_id, known, members, last)
+            .await
+        {
             tracing::warn!(%error, %conversation_id, "could not notify members of new activity");
+        }
+    }
+
+    /// Counts a send against the sender's limit for this kind of conversation. A limiter that
+    /// cannot be reached lets the message through: losing a message is worse than letting a
+    /// burst pass while the limiter's store is down.
+    async fn check_rate(
+        &self,
+        sender: UserId,
+        conversation: &Conversation,
+    ) -> Result<(), AppError> {
+        let (scope, limit) = match conversation.kind {
+            ConversationKind::Direct => ("direct", self.limits.direct),
+            ConversationKind::Group | ConversationKind::Room => ("group", self.limits.group),
+        };
+        match self
+            .limiter
+            .hit(&format!("send:{scope}:{sender}"), limit)
+            .await
+        {
+            Ok(RateDecision::Allowed) => Ok(()),
+            Ok(RateDecision::Limited { retry_after }) => Err(AppError::RateLimited { retry_after }),
+            Err(error) => {
+                tracing::warn!(%error, "rate limiter unavailable; letting the message through");
+                Ok(())
+            }
         }
     }
 
@@ -374,7 +446,7 @@ mod tests {
     use super::*;
     use crate::ports::{
         MockClock, MockConversationRepository, MockEventPublisher, MockMessageRepository,
-        StoreError,
+        MockRateLimiter, StoreError,
     };
     use confab_domain::{Member, Role, Seq};
 
@@ -418,17 +490,27 @@ mod tests {
         conversations: MockConversationRepository,
         messages: MockMessageRepository,
         events: MockEventPublisher,
+        limiter: Option<MockRateLimiter>,
     }
 
     impl Mocks {
         fn service(self) -> MessageService {
             let mut clock = MockClock::new();
             clock.expect_now().returning(now);
+            let limiter = self.limiter.unwrap_or_else(|| {
+                let mut limiter = MockRateLimiter::new();
+                limiter
+                    .expect_hit()
+                    .returning(|_, _| Ok(RateDecision::Allowed));
+                limiter
+            });
             MessageService::new(
                 Arc::new(self.conversations),
                 Arc::new(self.messages),
                 Arc::new(self.events),
                 Arc::new(clock),
+                Arc::new(limiter),
+                SendLimits::default(),
             )
         }
 
@@ -985,5 +1067,82 @@ mod tests {
         assert_eq!(seqs, [8, 9, 10]);
         assert_eq!(busy_backlog.skipped, Some((Seq::new(2), Seq::new(8))));
         assert_eq!(busy_backlog.last_seq, Seq::new(10));
+    }
+
+    #[tokio::test]
+    async fn a_send_over_the_limit_is_refused_with_the_time_to_wait_and_stores_nothing() {
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        mocks.member_of(conv, ann);
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_hit()
+            .withf(move |key, limit| {
+                key == format!("send:group:{ann}") && *limit == SendLimits::default().group
+            })
+            .returning(|_, _| {
+                Ok(RateDecision::Limited {
+                    retry_after: std::time::Duration::from_secs(7),
+                })
+            });
+        mocks.limiter = Some(limiter);
+        mocks.messages.expect_append().never();
+        mocks.events.expect_publish().never();
+        let result = mocks
+            .service()
+            .send(ann, input(conv, "hi", None), None)
+            .await;
+        assert!(
+            matches!(result, Err(AppError::RateLimited { retry_after }) if retry_after.as_secs() == 7)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_limiter_that_cannot_be_reached_lets_messages_through() {
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        mocks.member_of(conv, ann);
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_hit()
+            .returning(|_, _| Err(StoreError::Backend("redis is down".into())));
+        mocks.limiter = Some(limiter);
+        mocks
+            .messages
+            .expect_append()
+            .times(1)
+            .returning(|new| Ok(Appended::Created(stored(&new, 1))));
+        mocks.events.expect_publish().returning(|_| ());
+        assert!(
+            mocks
+                .service()
+                .send(ann, input(conv, "hi", None), None)
+                .await
+                .unwrap()
+                .created
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resend_is_answered_without_counting_against_the_limit() {
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        mocks.member_of(conv, ann);
+        let first = existing(conv, ann, 1, false);
+        mocks
+            .messages
+            .expect_find_by_client_msg_id()
+            .returning(move |_, _| Ok(Some(first.clone())));
+        let mut limiter = MockRateLimiter::new();
+        limiter.expect_hit().never();
+        mocks.limiter = Some(limiter);
+        assert!(
+            !mocks
+                .service()
+                .send(ann, input(conv, "hi", Some("k")), None)
+                .await
+                .unwrap()
+                .created
+        );
     }
 }
