@@ -117,6 +117,7 @@ impl ErrorBody {
 /// The answer of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `unavailable` when a dependency cannot be reached.
+    /// `ok`; `degraded` when Redis cannot be reached (the instance still serves); `unavailable`
+    /// when the database cannot be reached.
     pub status: String,
 }

@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 /// Identifies one connected socket (one device), so that an event can skip the socket it came
 /// from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SessionId(Uuid);
 
 impl SessionId {
@@ -27,7 +28,7 @@ impl fmt::Display for SessionId {
 }
 
 /// One member's personal view of a conversation's new state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberActivity {
     /// The member.
     pub user_id: UserId,
@@ -38,8 +39,10 @@ pub struct MemberActivity {
 }
 
 /// Something that happened and was committed, for delivery to the sockets of the users it
-/// concerns. Published only after the change is durable.
-#[derive(Debug, Clone, PartialEq)]
+/// concerns. Published only after the change is durable. Serializable, so that a bus can carry
+/// it to other instances.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A new message was stored.
     MessageCreated {
@@ -112,6 +115,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every user who should hear of the event.
+    pub fn recipients(&self) -> Vec<UserId> {
+        match self {
+            Self::MessageCreated { recipients, .. }
+            | Self::MessageUpdated { recipients, .. }
+            | Self::MessageDeleted { recipients, .. }
+            | Self::Receipt { recipients, .. }
+            | Self::Typing { recipients, .. }
+            | Self::Presence { recipients, .. } => recipients.clone(),
+            Self::ConversationUpdated { members, .. } => {
+                members.iter().map(|m| m.user_id).collect()
+            }
+        }
+    }
+
     /// The socket the event came from, which does not get it back.
     pub fn origin(&self) -> Option<SessionId> {
         match self {

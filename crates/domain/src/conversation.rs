@@ -116,6 +116,7 @@ impl FromStr for Role {
 
 /// A conversation: its identity, its name, and where its message sequence stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Conversation {
     /// The conversation's id.
     pub id: ConversationId,

@@ -52,6 +52,7 @@ impl fmt::Display for MessageKind {
 /// A stored message. A deleted one keeps its id and seq (so sequences stay gap-free) and loses
 /// its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Message {
     /// The message's id.
     pub id: MessageId,

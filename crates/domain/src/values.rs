@@ -255,9 +255,23 @@ impl MessageBody {
 /// The client's own id for a message it sends, which makes a resend idempotent: 1 to 64
 /// printable characters, unique per sender.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(transparent))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", try_from = "String"))]
 pub struct ClientMsgId(String);
+
+impl From<ClientMsgId> for String {
+    fn from(id: ClientMsgId) -> Self {
+        id.0
+    }
+}
+
+impl TryFrom<String> for ClientMsgId {
+    type Error = ValidationError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
 
 impl ClientMsgId {
     /// Longest client message id, in characters.

@@ -6,6 +6,8 @@ use confab_app::SessionId;
 use confab_domain::{ConversationId, Seq, UserId};
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::{Interest, NoInterest};
+
 /// One serialized frame on its way to a socket. Cloning shares the bytes.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -20,19 +22,25 @@ pub struct Outbound {
 ///
 /// Only short critical sections run under the lock (no await, no I/O): delivering is a
 /// non-blocking `try_send` per socket.
-#[derive(Debug)]
 pub struct Hub {
     sockets: RwLock<HashMap<UserId, HashMap<SessionId, SocketHandle>>>,
     /// Flips to true when the server shuts down; every socket watches it.
     closing: watch::Sender<bool>,
+    /// Who to tell which users have sockets here (a shared bus subscribes for them).
+    interest: Arc<dyn Interest>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("sockets", &self.total_sockets())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Hub {
     fn default() -> Self {
-        Self {
-            sockets: RwLock::default(),
-            closing: watch::Sender::new(false),
-        }
+        Self::with_interest(Arc::new(NoInterest))
     }
 }
 
@@ -54,6 +62,20 @@ impl Hub {
     /// An empty hub.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty hub that tells `interest` which users have sockets here.
+    pub fn with_interest(interest: Arc<dyn Interest>) -> Self {
+        Self {
+            sockets: RwLock::default(),
+            closing: watch::Sender::new(false),
+            interest,
+        }
+    }
+
+    /// Who hears which users have sockets here.
+    pub(crate) fn interest(&self) -> Arc<dyn Interest> {
+        self.interest.clone()
     }
 
     pub(crate) fn register(&self, user: UserId, session: SessionId, handle: SocketHandle) {

@@ -10,14 +10,16 @@
 
 mod deliver;
 mod hub;
+mod interest;
 mod limits;
 mod presence;
 mod publisher;
 mod sequencer;
 mod session;
 
-pub use deliver::deliver;
+pub use deliver::{deliver, deliver_to};
 pub use hub::{Hub, Outbound};
+pub use interest::{Interest, NoInterest};
 pub use limits::InProcessRateLimiter;
 pub use presence::InProcessPresence;
 pub use publisher::InProcessPublisher;

@@ -81,6 +81,7 @@ pub fn start_socket(
     // is either in the backlog or in the queue (or both, and sent once).
     hub.register(user, id, SocketHandle::new(outbound, overflow.clone()));
     let closing = hub.closing();
+    let interest = hub.interest();
     let socket = Socket {
         id,
         user,
@@ -94,8 +95,12 @@ pub fn start_socket(
     actix_web::rt::spawn(
         async move {
             tracing::info!("socket connected");
+            // Subscribed before the backlog is read: whatever is committed elsewhere from now
+            // on reaches this socket live, or is in the backlog, or both (and is sent once).
+            interest.arrive(user).await;
             let reason = socket.run(stream, queue, overflow, closing).await;
             hub.unregister(user, id);
+            interest.leave(user).await;
             tracing::info!(reason, "socket closed");
         }
         .instrument(span),

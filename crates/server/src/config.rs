@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use confab_app::SendLimits;
 use confab_app::ports::RateLimit;
 use confab_realtime::SocketConfig;
+use confab_redis::RedisSettings;
 
 /// `confab`: a real-time chat server.
 #[derive(Debug, Parser)]
@@ -123,6 +124,28 @@ pub struct Settings {
         global = true
     )]
     pub rate_group_per_min: u32,
+    /// Redis, for running several instances as one: `redis://…`. In-process when absent.
+    #[arg(long, env = "CONFAB_REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel.
+    #[arg(
+        long,
+        env = "CONFAB_REDIS_PREFIX",
+        default_value = "confab",
+        global = true
+    )]
+    pub redis_prefix: String,
+    /// This instance's id (tags its events and Redis connections); generated when absent.
+    #[arg(long, env = "CONFAB_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
+    /// With Redis: how long after its instance dies a user's socket stops counting as online.
+    #[arg(
+        long,
+        env = "CONFAB_PRESENCE_TTL_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub presence_ttl_secs: u64,
     /// Log filter, e.g. `info` or `confab=debug,actix_web=info`.
     #[arg(long, env = "CONFAB_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -173,6 +196,27 @@ pub struct Config {
     pub socket: SocketConfig,
     /// How fast each user may send.
     pub send_limits: SendLimits,
+    /// Redis, when instances share users; in-process fan-out, presence and limits otherwise.
+    pub redis: Option<RedisSettings>,
+    /// With Redis: how long a dead instance's sockets keep counting as online.
+    pub presence_ttl: Duration,
+}
+
+impl Config {
+    /// A single-instance configuration with every other setting at its default: what
+    /// `confab serve` runs with when only these are given.
+    pub fn single(bind: SocketAddr, database_url: String, jwt_secret: Vec<u8>) -> Self {
+        Self {
+            bind,
+            database_url,
+            jwt_secret,
+            access_ttl: Duration::from_secs(900),
+            socket: SocketConfig::default(),
+            send_limits: SendLimits::default(),
+            redis: None,
+            presence_ttl: Duration::from_secs(30),
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -183,6 +227,8 @@ impl std::fmt::Debug for Config {
             .field("access_ttl", &self.access_ttl)
             .field("socket", &self.socket)
             .field("send_limits", &self.send_limits)
+            .field("redis", &self.redis.is_some())
+            .field("presence_ttl", &self.presence_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -247,6 +293,34 @@ impl Settings {
                 return Err(invalid(name, "must be at least 1"));
             }
         }
+        if !(3..=3_600).contains(&self.presence_ttl_secs) {
+            return Err(invalid(
+                "CONFAB_PRESENCE_TTL_SECS",
+                "must be between 3 and 3600",
+            ));
+        }
+        let redis = match &self.redis_url {
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Some(RedisSettings {
+                    url: url.clone(),
+                    prefix: self.redis_prefix.clone(),
+                    instance_id: self
+                        .instance_id
+                        .clone()
+                        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string()),
+                })
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "CONFAB_REDIS_URL",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+            None => None,
+        };
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(invalid("CONFAB_REDIS_PREFIX", "must be a non-empty word"));
+        }
         if !(1..=3_600).contains(&self.heartbeat_secs) {
             return Err(invalid(
                 "CONFAB_HEARTBEAT_SECS",
@@ -279,6 +353,8 @@ impl Settings {
                 direct: RateLimit::per_minute(self.rate_direct_per_min),
                 group: RateLimit::per_minute(self.rate_group_per_min),
             },
+            redis,
+            presence_ttl: Duration::from_secs(self.presence_ttl_secs),
         })
     }
 }
@@ -298,7 +374,7 @@ mod tests {
     fn bad_values_are_refused_with_the_variable_named() {
         let dir = std::env::temp_dir();
         let dir = dir.to_str().unwrap();
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 7] = [
             (&["--bind", "localhost"], "CONFAB_BIND"),
             (&["--access-ttl-secs", "5"], "CONFAB_ACCESS_TTL_SECS"),
             (&["--heartbeat-secs", "0"], "CONFAB_HEARTBEAT_SECS"),
@@ -308,6 +384,7 @@ mod tests {
                 &["--rate-direct-per-min", "0"],
                 "CONFAB_RATE_DIRECT_PER_MIN",
             ),
+            (&["--redis-url", "http://localhost"], "CONFAB_REDIS_URL"),
         ];
         for (args, name) in cases {
             let mut all = vec!["--data-dir", dir];

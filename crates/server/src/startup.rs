@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use async_trait::async_trait;
-use confab_app::ports::{Probe, SystemClock};
+use confab_app::ports::{EventPublisher, PresenceStore, Probe, RateLimiter, SystemClock};
 use confab_app::{Ports, Services};
 use confab_auth::{Argon2Hasher, JwtIssuer};
 use confab_http::HttpState;
@@ -15,6 +15,10 @@ use confab_persistence::{
     DatabaseConnection, SqlConversationRepository, SqlMessageRepository, SqlUserRepository,
 };
 use confab_realtime::{Hub, InProcessPresence, InProcessPublisher, InProcessRateLimiter};
+use confab_redis::{
+    RedisBus, RedisConnection, RedisPresence, RedisProbe, RedisRateLimiter, RedisSettings,
+    RedisSubscriptions,
+};
 
 use crate::Config;
 
@@ -24,6 +28,9 @@ pub enum StartupError {
     /// The database could not be reached or migrated.
     #[error("database: {0}")]
     Database(#[from] confab_persistence::DbErr),
+    /// Redis was configured but could not be reached.
+    #[error("redis: {0}")]
+    Redis(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -39,6 +46,69 @@ pub struct Application {
     port: u16,
     server: Server,
     hub: Arc<Hub>,
+    /// Background work that lives as long as the server: stopped with it.
+    tasks: Tasks,
+}
+
+/// Background tasks, aborted when dropped, so that a stopped server leaves nothing running.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// What instances share, or keep to themselves when alone: fan-out, presence, rate limits.
+struct SharedState {
+    hub: Arc<Hub>,
+    events: Arc<dyn EventPublisher>,
+    presence: Arc<dyn PresenceStore>,
+    limiter: Arc<dyn RateLimiter>,
+    probe: Option<Arc<dyn Probe>>,
+}
+
+impl SharedState {
+    fn in_process() -> Self {
+        let hub = Arc::new(Hub::new());
+        Self {
+            events: Arc::new(InProcessPublisher::new(hub.clone())),
+            hub,
+            presence: Arc::new(InProcessPresence::new()),
+            limiter: Arc::new(InProcessRateLimiter::new()),
+            probe: None,
+        }
+    }
+
+    async fn redis(
+        settings: &RedisSettings,
+        presence_ttl: std::time::Duration,
+        tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> Result<Self, StartupError> {
+        let connection = RedisConnection::connect(settings)
+            .await
+            .map_err(|e| StartupError::Redis(e.to_string()))?;
+        let hub = Arc::new(Hub::with_interest(Arc::new(RedisSubscriptions::new(
+            connection.clone(),
+        ))));
+        let bus = RedisBus::new(connection.clone(), hub.clone());
+        tasks.push(bus.listen());
+        let presence = RedisPresence::new(connection.clone(), presence_ttl);
+        tasks.push(presence.keep_alive());
+        tracing::info!(
+            instance_id = connection.instance_id(),
+            "sharing fan-out, presence and rate limits through Redis"
+        );
+        Ok(Self {
+            hub,
+            events: Arc::new(bus),
+            presence: Arc::new(presence),
+            limiter: Arc::new(RedisRateLimiter::new(connection.clone())),
+            probe: Some(Arc::new(RedisProbe::new(connection))),
+        })
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -72,14 +142,29 @@ impl Application {
         let db = confab_persistence::connect(&config.database_url).await?;
         confab_persistence::migrate_up(&db).await?;
 
-        let hub = Arc::new(Hub::new());
+        let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(DatabaseProbe(db.clone()))];
+        let mut tasks = Vec::new();
+        let shared = match &config.redis {
+            None => SharedState::in_process(),
+            Some(settings) => {
+                let shared = SharedState::redis(settings, config.presence_ttl, &mut tasks).await?;
+                probes.push(
+                    shared
+                        .probe
+                        .clone()
+                        .ok_or(StartupError::Redis("no probe".into()))?,
+                );
+                shared
+            }
+        };
+        let hub = shared.hub;
         let services = Services::new(Ports {
             users: Arc::new(SqlUserRepository::new(db.clone())),
             conversations: Arc::new(SqlConversationRepository::new(db.clone())),
             messages: Arc::new(SqlMessageRepository::new(db.clone())),
-            events: Arc::new(InProcessPublisher::new(hub.clone())),
-            presence: Arc::new(InProcessPresence::new()),
-            limiter: Arc::new(InProcessRateLimiter::new()),
+            events: shared.events,
+            presence: shared.presence,
+            limiter: shared.limiter,
             send_limits: config.send_limits,
             hasher: Arc::new(Argon2Hasher),
             tokens: Arc::new(JwtIssuer::new(
@@ -90,11 +175,23 @@ impl Application {
             )),
             clock: Arc::new(SystemClock),
         });
+        // Every instance sweeps: users whose sockets died with another instance go offline.
+        let sweeper = services.presence.clone();
+        let sweep_every = config.presence_ttl / 3;
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(sweep_every);
+            loop {
+                every.tick().await;
+                if let Err(error) = sweeper.sweep().await {
+                    tracing::warn!(%error, "could not sweep expired presence");
+                }
+            }
+        }));
         let state = HttpState {
             services,
             hub: hub.clone(),
             socket: config.socket,
-            probes: vec![Arc::new(DatabaseProbe(db))],
+            probes,
         };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
@@ -120,7 +217,12 @@ impl Application {
             })?
             .run();
         tracing::info!(address = %config.bind, port, "confab is listening");
-        Ok(Self { port, server, hub })
+        Ok(Self {
+            port,
+            server,
+            hub,
+            tasks: Tasks(tasks),
+        })
     }
 
     /// The port actually bound.
@@ -134,6 +236,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = self.hub;
+        let _tasks = self.tasks;
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!(sockets = hub.total_sockets(), "shutting down");

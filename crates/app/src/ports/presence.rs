@@ -14,4 +14,10 @@ pub trait PresenceStore: Send + Sync {
     async fn disconnected(&self, user: UserId, session: SessionId) -> StoreResult<bool>;
     /// Those of `users` who are online now.
     async fn online(&self, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Users whose last socket vanished without saying goodbye (its instance died) since the
+    /// last call; each is returned once, by one instance. A store that lives in one process
+    /// has none: its sockets always say goodbye.
+    async fn expired(&self) -> StoreResult<Vec<UserId>> {
+        Ok(Vec::new())
+    }
 }

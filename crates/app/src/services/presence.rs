@@ -67,6 +67,20 @@ impl PresenceService {
         if !self.presence.disconnected(user, session).await? {
             return Ok(());
         }
+        self.went_offline(user).await
+    }
+
+    /// Announces the users whose devices vanished with their instance (see
+    /// `PresenceStore::expired`). Run periodically by every instance.
+    pub async fn sweep(&self) -> Result<usize, AppError> {
+        let gone = self.presence.expired().await?;
+        for user in &gone {
+            self.went_offline(*user).await?;
+        }
+        Ok(gone.len())
+    }
+
+    async fn went_offline(&self, user: UserId) -> Result<(), AppError> {
         let now = self.clock.now();
         self.users.set_last_seen(user, now).await?;
         let contacts = self.conversations.contacts(user).await?;
@@ -212,5 +226,36 @@ mod tests {
             .disconnected(UserId::generate(), SessionId::generate())
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sweep_announces_each_user_whose_sockets_vanished_with_their_instance() {
+        let (ann, bob) = (UserId::generate(), UserId::generate());
+        let mut mocks = Mocks::default();
+        mocks
+            .presence
+            .expect_expired()
+            .times(1)
+            .returning(move || Ok(vec![ann]));
+        mocks
+            .users
+            .expect_set_last_seen()
+            .withf(move |u, _| *u == ann)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        mocks
+            .conversations
+            .expect_contacts()
+            .returning(move |_| Ok(vec![bob]));
+        mocks
+            .events
+            .expect_publish()
+            .times(1)
+            .withf(move |e| {
+                matches!(e,
+            Event::Presence { user_id, online: false, .. } if *user_id == ann)
+            })
+            .returning(|_| ());
+        assert_eq!(mocks.service().sweep().await.unwrap(), 1);
     }
 }

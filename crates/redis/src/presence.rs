@@ -1,0 +1,232 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use confab_app::SessionId;
+use confab_app::ports::{PresenceStore, StoreError, StoreResult};
+use confab_domain::UserId;
+use fred::types::scripts::Script;
+
+use crate::RedisConnection;
+
+/// A socket joins its user's set with a deadline; returns how many live sockets the user has.
+const CONNECT: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+return redis.call('ZCARD', KEYS[1])
+";
+
+/// A socket leaves; returns whether it was still there and how many live sockets remain.
+const DISCONNECT: &str = r"
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+return {removed, redis.call('ZCARD', KEYS[1])}
+";
+
+/// Takes the sockets whose deadline passed (their instance stopped renewing them) and returns
+/// the users left with none. Each deadline is taken by exactly one instance (ZREM decides),
+/// so each user goes offline once.
+const SWEEP: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
+local gone = {}
+for _, member in ipairs(due) do
+  if redis.call('ZREM', KEYS[1], member) == 1 then
+    local split = string.find(member, '|', 1, true)
+    local user = string.sub(member, 1, split - 1)
+    local session = string.sub(member, split + 1)
+    local key = ARGV[2] .. user
+    redis.call('ZREM', key, session)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+    if redis.call('ZCARD', key) == 0 then
+      table.insert(gone, user)
+    end
+  end
+end
+return gone
+";
+
+/// Presence shared by every instance. Each socket is an entry with a deadline in its user's
+/// set; this instance renews the deadlines of its own sockets every third of the TTL, so a
+/// user is online while any instance renews one of their sockets.
+#[derive(Clone)]
+pub struct RedisPresence {
+    connection: RedisConnection,
+    ttl: Duration,
+    local: Arc<Mutex<HashMap<SessionId, UserId>>>,
+    connect: Script,
+    disconnect: Script,
+    sweep: Script,
+}
+
+impl std::fmt::Debug for RedisPresence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPresence")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(error: fred::error::Error) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl RedisPresence {
+    /// Presence on `connection`; a socket whose instance stops renewing it counts as gone
+    /// after `ttl`.
+    pub fn new(connection: RedisConnection, ttl: Duration) -> Self {
+        Self {
+            connection,
+            ttl,
+            local: Arc::default(),
+            connect: Script::from_lua(CONNECT),
+            disconnect: Script::from_lua(DISCONNECT),
+            sweep: Script::from_lua(SWEEP),
+        }
+    }
+
+    fn user_key(&self, user: UserId) -> String {
+        self.connection.key(&format!("presence:user:{user}"))
+    }
+
+    fn deadlines_key(&self) -> String {
+        self.connection.key("presence:deadlines")
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Renews the deadlines of this instance's sockets every third of the TTL, until the
+    /// process ends.
+    pub fn keep_alive(&self) -> tokio::task::JoinHandle<()> {
+        let presence = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(presence.ttl / 3);
+            loop {
+                every.tick().await;
+                if let Err(error) = presence.renew().await {
+                    tracing::warn!(%error, "could not renew presence in Redis");
+                }
+            }
+        })
+    }
+
+    async fn renew(&self) -> Result<(), fred::error::Error> {
+        let sockets: Vec<(SessionId, UserId)> = {
+            let local = self
+                .local
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            local.iter().map(|(s, u)| (*s, *u)).collect()
+        };
+        if sockets.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let deadline = now + self.ttl_ms();
+        for (session, user) in sockets {
+            let keys = vec![self.user_key(user), self.deadlines_key()];
+            let args = vec![
+                session.to_string(),
+                deadline.to_string(),
+                now.to_string(),
+                format!("{user}|{session}"),
+                (self.ttl_ms() * 2).to_string(),
+            ];
+            let _: i64 = self
+                .connect
+                .evalsha_with_reload(&self.connection.client, keys, args)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PresenceStore for RedisPresence {
+    async fn connected(&self, user: UserId, session: SessionId) -> StoreResult<bool> {
+        self.local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(session, user);
+        let now = now_ms();
+        let keys = vec![self.user_key(user), self.deadlines_key()];
+        let args = vec![
+            session.to_string(),
+            (now + self.ttl_ms()).to_string(),
+            now.to_string(),
+            format!("{user}|{session}"),
+            (self.ttl_ms() * 2).to_string(),
+        ];
+        let live: i64 = self
+            .connect
+            .evalsha_with_reload(&self.connection.client, keys, args)
+            .await
+            .map_err(backend)?;
+        Ok(live == 1)
+    }
+
+    async fn disconnected(&self, user: UserId, session: SessionId) -> StoreResult<bool> {
+        self.local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&session);
+        let keys = vec![self.user_key(user), self.deadlines_key()];
+        let args = vec![
+            session.to_string(),
+            now_ms().to_string(),
+            format!("{user}|{session}"),
+        ];
+        let (removed, live): (i64, i64) = self
+            .disconnect
+            .evalsha_with_reload(&self.connection.client, keys, args)
+            .await
+            .map_err(backend)?;
+        // A socket already swept as expired was announced offline then; not twice.
+        Ok(removed == 1 && live == 0)
+    }
+
+    async fn online(&self, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.connection.client.pipeline();
+        let now = now_ms();
+        for user in users {
+            let queued: Result<(), _> = fred::interfaces::SortedSetsInterface::zcount(
+                &pipeline,
+                self.user_key(*user),
+                (now + 1) as f64,
+                f64::INFINITY,
+            )
+            .await;
+            queued.map_err(backend)?;
+        }
+        let counts: Vec<i64> = pipeline.all().await.map_err(backend)?;
+        Ok(users
+            .iter()
+            .zip(counts)
+            .filter(|(_, count)| *count > 0)
+            .map(|(user, _)| *user)
+            .collect())
+    }
+
+    async fn expired(&self) -> StoreResult<Vec<UserId>> {
+        let keys = vec![self.deadlines_key()];
+        let args = vec![now_ms().to_string(), self.connection.key("presence:user:")];
+        let gone: Vec<String> = self
+            .sweep
+            .evalsha_with_reload(&self.connection.client, keys, args)
+            .await
+            .map_err(backend)?;
+        Ok(gone.iter().filter_map(|user| user.parse().ok()).collect())
+    }
+}
