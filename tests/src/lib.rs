@@ -820,6 +820,7 @@ impl WsClient {
                 code,
                 message,
                 details,
+                ..
             } => {
                 assert!(!message.is_empty(), "an error frame explains itself");
                 (reference, code, details)

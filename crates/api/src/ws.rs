@@ -325,17 +325,28 @@ pub enum ServerFrame {
         /// For `validation_failed`: each bad field.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         details: Option<serde_json::Value>,
+        /// For `rate_limited`: milliseconds until the next attempt may succeed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
 impl ServerFrame {
     /// The `error` frame for a failed use case, with the same code as REST would give.
-    pub fn error(reference: Option<String>, body: ErrorBody) -> Self {
+    pub fn error(reference: Option<String>, error: &confab_app::AppError) -> Self {
+        let body = ErrorBody::from_app_error(error);
+        let retry_after_ms = match error {
+            confab_app::AppError::RateLimited { retry_after } => {
+                Some(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX))
+            }
+            _ => None,
+        };
         Self::Error {
             reference,
             code: body.error.code,
             message: body.error.message,
             details: body.error.details,
+            retry_after_ms,
         }
     }
 }
@@ -347,6 +358,7 @@ impl From<FrameError> for ServerFrame {
             code: error.code,
             message: error.message,
             details: None,
+            retry_after_ms: None,
         }
     }
 }

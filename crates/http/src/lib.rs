@@ -23,6 +23,13 @@ pub use state::HttpState;
 /// The largest JSON body accepted, in bytes.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// `/docs` is the documented address; the explorer's assets live under `/docs/`.
+async fn docs_redirect() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
+}
+
 /// The OpenAPI document of every route, generated from the handlers themselves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes::collect(App::new()).1
@@ -48,7 +55,13 @@ pub fn app(
             .app_data(error::path_config())
             .app_data(error::query_config()),
     );
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+    // The explorer is served from this binary (vendored), and its online validator is off: an
+    // API page that works offline must not send the document's address to a third party.
+    let explorer = SwaggerUi::new("/docs/{_:.*}")
+        .url("/openapi.json", api)
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    app.service(web::resource("/docs").route(web::get().to(docs_redirect)))
+        .service(explorer)
         .default_service(web::to(error::unknown_route))
         .wrap(logging::request_logger())
 }

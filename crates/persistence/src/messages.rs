@@ -61,6 +61,9 @@ async fn append_in(txn: &DatabaseTransaction, message: &NewMessage) -> Result<i6
 
     conversation_members::Entity::update_many()
         .col_expr(conversation_members::Column::ReadSeq, Expr::value(seq))
+        // Sending is receiving: the delivery cursor is never below the read cursor. No
+        // member's cursor is above the newest seq, which this message now is.
+        .col_expr(conversation_members::Column::DeliveredSeq, Expr::value(seq))
         .filter(conversation_members::Column::ConversationId.eq(message.conversation_id.as_uuid()))
         .filter(conversation_members::Column::UserId.eq(message.sender_id.as_uuid()))
         .filter(conversation_members::Column::ReadSeq.lt(seq))

@@ -9,7 +9,6 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 use bytestring::ByteString;
-use confab_api::ErrorBody;
 use confab_api::ws::{
     AckResult, ClientEnvelope, ClientFrame, PresenceStatus, ServerFrame, SkippedRange, SyncCursor,
     TypingState,
@@ -230,8 +229,7 @@ impl Socket {
             }
             Err(error) => {
                 log_failure(&error, "backlog on connect");
-                self.send(&ServerFrame::error(None, ErrorBody::from_app_error(&error)))
-                    .await?;
+                self.send(&ServerFrame::error(None, &error)).await?;
             }
         }
         self.send(&ServerFrame::SyncDone {
@@ -281,12 +279,11 @@ impl Socket {
                     match message {
                         AggregatedMessage::Text(text) => self.answer(&text).await,
                         AggregatedMessage::Binary(_) => {
-                            let reply = ServerFrame::Error {
+                            let reply = ServerFrame::from(confab_api::ws::FrameError {
                                 reference: None,
                                 code: confab_api::ErrorCode::BadRequest,
                                 message: "binary frames are not supported; send JSON text frames".into(),
-                                details: None,
-                            };
+                            });
                             self.send(&reply).await
                         }
                         AggregatedMessage::Ping(bytes) => self.guarded(|s| Box::pin(s.session.pong(&bytes))).await,
@@ -643,11 +640,7 @@ impl Socket {
 
     async fn fail(&mut self, reference: Option<String>, error: &AppError) -> Written {
         log_failure(error, "frame");
-        self.send(&ServerFrame::error(
-            reference,
-            ErrorBody::from_app_error(error),
-        ))
-        .await
+        self.send(&ServerFrame::error(reference, error)).await
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Written {

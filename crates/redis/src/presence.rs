@@ -16,6 +16,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return redis.call('ZCARD', KEYS[1])
 ";
 
