@@ -11,6 +11,8 @@ use fred::types::scripts::Script;
 use crate::RedisConnection;
 
 /// A socket joins its user's set with a deadline; returns how many live sockets the user has.
+/// The sets themselves expire long after any deadline in them (ten TTLs), only so that Redis
+/// forgets users nobody sweeps any more: the sweep must find a user's set to announce them.
 const CONNECT: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -40,9 +42,11 @@ for _, member in ipairs(due) do
     local user = string.sub(member, 1, split - 1)
     local session = string.sub(member, split + 1)
     local key = ARGV[2] .. user
-    redis.call('ZREM', key, session)
+    -- Only the sweep that removes a user's last socket announces them: a second expired
+    -- socket of theirs, already cleared below, announces nothing.
+    local removed = redis.call('ZREM', key, session)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
-    if redis.call('ZCARD', key) == 0 then
+    if removed == 1 and redis.call('ZCARD', key) == 0 then
       table.insert(gone, user)
     end
   end
@@ -140,7 +144,7 @@ impl RedisPresence {
                 deadline.to_string(),
                 now.to_string(),
                 format!("{user}|{session}"),
-                (self.ttl_ms() * 2).to_string(),
+                (self.ttl_ms() * 10).to_string(),
             ];
             let _: i64 = self
                 .connect
@@ -165,7 +169,7 @@ impl PresenceStore for RedisPresence {
             (now + self.ttl_ms()).to_string(),
             now.to_string(),
             format!("{user}|{session}"),
-            (self.ttl_ms() * 2).to_string(),
+            (self.ttl_ms() * 10).to_string(),
         ];
         let live: i64 = self
             .connect

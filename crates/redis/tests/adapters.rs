@@ -1,0 +1,148 @@
+//! The Redis adapters against a real Redis, as several instances would share it. They need
+//! `CONFAB_TEST_REDIS_URL` (CI's services pass sets it; a test fails if Redis is then
+//! unreachable). Each test uses its own key prefix and deletes its keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_app::SessionId;
+use confab_app::ports::{PresenceStore, RateDecision, RateLimit, RateLimiter};
+use confab_domain::UserId;
+use confab_redis::{RedisConnection, RedisPresence, RedisRateLimiter, RedisSettings};
+
+/// A connection as instance `instance` with the test's own prefix, or `None` (said out loud)
+/// when no Redis is configured for tests.
+async fn instance(prefix: &str, instance: &str) -> Option<RedisConnection> {
+    let Ok(url) = std::env::var("CONFAB_TEST_REDIS_URL") else {
+        eprintln!("not run: set CONFAB_TEST_REDIS_URL to test the Redis adapters (CI does)");
+        return None;
+    };
+    let settings = RedisSettings {
+        url,
+        prefix: prefix.to_owned(),
+        instance_id: instance.to_owned(),
+    };
+    Some(
+        RedisConnection::connect(&settings)
+            .await
+            .expect("CONFAB_TEST_REDIS_URL is set, so Redis must answer"),
+    )
+}
+
+fn unique_prefix() -> String {
+    format!("confab_test_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_across_instances_under_concurrency() {
+    let prefix = unique_prefix();
+    let (Some(first), Some(second)) =
+        (instance(&prefix, "i1").await, instance(&prefix, "i2").await)
+    else {
+        return;
+    };
+    let limiters = [
+        Arc::new(RedisRateLimiter::new(first)),
+        Arc::new(RedisRateLimiter::new(second)),
+    ];
+    let limit = RateLimit::per_minute(20);
+    let hits = (0..100).map(|i| {
+        let limiter = limiters[i % 2].clone();
+        tokio::spawn(async move { limiter.hit("send:direct:ann", limit).await.unwrap() })
+    });
+    let decisions: Vec<RateDecision> = futures_util::future::join_all(hits)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let allowed = decisions
+        .iter()
+        .filter(|d| **d == RateDecision::Allowed)
+        .count();
+    assert_eq!(
+        allowed, 20,
+        "exactly the limit gets through, whichever instance counts"
+    );
+    let waits = decisions.iter().filter_map(|d| match d {
+        RateDecision::Limited { retry_after } => Some(*retry_after),
+        RateDecision::Allowed => None,
+    });
+    assert!(
+        waits
+            .into_iter()
+            .all(|w| w > Duration::ZERO && w <= Duration::from_secs(60))
+    );
+}
+
+#[tokio::test]
+async fn a_user_is_online_while_any_instance_holds_one_of_their_sockets() {
+    let prefix = unique_prefix();
+    let (Some(first), Some(second)) =
+        (instance(&prefix, "i1").await, instance(&prefix, "i2").await)
+    else {
+        return;
+    };
+    let (one, two) = (
+        RedisPresence::new(first, Duration::from_secs(30)),
+        RedisPresence::new(second, Duration::from_secs(30)),
+    );
+    let (ann, bob) = (UserId::generate(), UserId::generate());
+    let (phone, laptop) = (SessionId::generate(), SessionId::generate());
+    assert!(
+        one.connected(ann, phone).await.unwrap(),
+        "the first socket anywhere"
+    );
+    assert!(
+        !two.connected(ann, laptop).await.unwrap(),
+        "a second socket, on another instance"
+    );
+    assert_eq!(two.online(&[ann, bob]).await.unwrap(), vec![ann]);
+    assert!(
+        !one.disconnected(ann, phone).await.unwrap(),
+        "the laptop is still there"
+    );
+    assert!(
+        two.disconnected(ann, laptop).await.unwrap(),
+        "the last socket anywhere"
+    );
+    assert!(one.online(&[ann]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_sockets_of_a_dead_instance_expire_and_each_user_is_swept_once() {
+    let prefix = unique_prefix();
+    let (Some(dead), Some(alive)) = (
+        instance(&prefix, "dead").await,
+        instance(&prefix, "alive").await,
+    ) else {
+        return;
+    };
+    let ttl = Duration::from_millis(300);
+    // The dead instance connected sockets and then stopped renewing them (no keep_alive).
+    let dying = RedisPresence::new(dead, ttl);
+    let (ann, bob) = (UserId::generate(), UserId::generate());
+    dying.connected(ann, SessionId::generate()).await.unwrap();
+    dying.connected(ann, SessionId::generate()).await.unwrap();
+    let survivor = RedisPresence::new(alive, ttl);
+    survivor
+        .connected(bob, SessionId::generate())
+        .await
+        .unwrap();
+    survivor.keep_alive();
+    assert!(
+        survivor.expired().await.unwrap().is_empty(),
+        "nothing is due yet"
+    );
+
+    tokio::time::sleep(ttl * 2).await;
+    let (a, b) = tokio::join!(survivor.expired(), survivor.expired());
+    let mut gone = a.unwrap();
+    gone.extend(b.unwrap());
+    assert_eq!(
+        gone,
+        vec![ann],
+        "ann went offline once; bob's socket is renewed"
+    );
+    assert_eq!(survivor.online(&[ann, bob]).await.unwrap(), vec![bob]);
+}
