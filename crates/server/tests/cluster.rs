@@ -257,8 +257,13 @@ fn spawn(
     for (key, value) in extra_env {
         command.env(key, value);
     }
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Owned by an `Instance` at once, so that it is killed and reaped however the test ends.
+    let mut instance = Instance {
+        child: command.spawn().unwrap(),
+        port: 0,
+        id: name.to_owned(),
+    };
+    let mut lines = BufReader::new(instance.child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "{name} did not start");
@@ -269,11 +274,8 @@ fn spawn(
         let event: serde_json::Value = serde_json::from_str(&line).unwrap();
         if let Some(port) = event["port"].as_u64() {
             std::thread::spawn(move || lines.for_each(drop));
-            return Instance {
-                child,
-                port: u16::try_from(port).unwrap(),
-                id: name.to_owned(),
-            };
+            instance.port = u16::try_from(port).unwrap();
+            return instance;
         }
     }
 }
