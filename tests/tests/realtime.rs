@@ -765,3 +765,44 @@ async fn a_client_that_stops_reading_is_cut_off_instead_of_buffering_without_lim
     let (_bob_again, greeting) = Device::connect(&app, &bob).await;
     assert!(!messages_of(&greeting).is_empty());
 }
+
+/// The HTTP status of a refused handshake.
+async fn refused_status(app: &TestApp, user: &TestUser) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let request = format!("{}?token={}", app.ws_url(), user.token)
+        .into_client_request()
+        .unwrap();
+    match confab_tests::WsClient::try_handshake(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Ok(_) => panic!("the handshake was accepted"),
+        Err(other) => panic!("the handshake failed without an HTTP answer: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_user_cannot_hold_more_sockets_than_the_cap_until_one_closes() {
+    let app =
+        TestApp::spawn_configured(SocketConfig::default(), &["--max-sockets-per-user", "2"]).await;
+    let ann = app.signup("ann").await;
+    let (first, _) = Device::connect(&app, &ann).await;
+    let (_second, _) = Device::connect(&app, &ann).await;
+    assert_eq!(
+        refused_status(&app, &ann).await,
+        429,
+        "a third socket is refused before the upgrade"
+    );
+    first.close().await;
+    let (_third, _) = Device::connect(&app, &ann).await;
+}
+
+#[tokio::test]
+async fn too_many_connection_attempts_from_one_address_are_refused() {
+    let app =
+        TestApp::spawn_configured(SocketConfig::default(), &["--rate-connect-per-min", "3"]).await;
+    let ann = app.signup("ann").await;
+    for _ in 0..3 {
+        let (device, _) = Device::connect(&app, &ann).await;
+        device.close().await;
+    }
+    assert_eq!(refused_status(&app, &ann).await, 429);
+}

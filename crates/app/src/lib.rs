@@ -22,7 +22,7 @@ pub use events::{Event, MemberActivity, SessionId};
 pub use services::auth::{AuthService, Session, SignupInput};
 pub use services::conversations::ConversationService;
 pub use services::messages::{MessageService, SendInput, SendLimits, Sent};
-pub use services::presence::PresenceService;
+pub use services::presence::{ConnectionLimits, PresenceService};
 pub use views::{Backlog, ConversationView, MemberView, MessagePage, PageQuery, ReadState};
 
 /// Everything a service may need from the outside world, as adapters chosen at start-up.
@@ -42,6 +42,8 @@ pub struct Ports {
     pub limiter: Arc<dyn ports::RateLimiter>,
     /// How fast a user may send.
     pub send_limits: SendLimits,
+    /// Who may open sockets.
+    pub connection_limits: ConnectionLimits,
     /// Password hashing.
     pub hasher: Arc<dyn ports::PasswordHasher>,
     /// Access tokens.
@@ -91,11 +93,13 @@ impl Services {
                 ports.messages,
                 ports.events.clone(),
                 ports.clock.clone(),
-                ports.limiter,
+                ports.limiter.clone(),
                 ports.send_limits,
             )),
             presence: Arc::new(PresenceService::new(
                 ports.presence,
+                ports.limiter.clone(),
+                ports.connection_limits,
                 ports.conversations,
                 ports.users,
                 ports.events,

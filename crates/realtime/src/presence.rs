@@ -48,6 +48,14 @@ impl PresenceStore for InProcessPresence {
         Ok(false)
     }
 
+    async fn sockets(&self, user: UserId) -> StoreResult<usize> {
+        let sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(sessions.get(&user).map_or(0, HashSet::len))
+    }
+
     async fn online(&self, users: &[UserId]) -> StoreResult<Vec<UserId>> {
         let sessions = self
             .sessions

@@ -199,6 +199,18 @@ impl PresenceStore for RedisPresence {
         Ok(removed == 1 && live == 0)
     }
 
+    async fn sockets(&self, user: UserId) -> StoreResult<usize> {
+        let live: i64 = fred::interfaces::SortedSetsInterface::zcount(
+            &self.connection.client,
+            self.user_key(user),
+            (now_ms() + 1) as f64,
+            f64::INFINITY,
+        )
+        .await
+        .map_err(backend)?;
+        Ok(usize::try_from(live).unwrap_or(0))
+    }
+
     async fn online(&self, users: &[UserId]) -> StoreResult<Vec<UserId>> {
         if users.is_empty() {
             return Ok(Vec::new());

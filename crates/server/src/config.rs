@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use confab_app::SendLimits;
 use confab_app::ports::RateLimit;
+use confab_app::{ConnectionLimits, SendLimits};
 use confab_realtime::SocketConfig;
 use confab_redis::RedisSettings;
 
@@ -124,6 +124,22 @@ pub struct Settings {
         global = true
     )]
     pub rate_group_per_min: u32,
+    /// Sockets one user may hold at once (all devices, all instances).
+    #[arg(
+        long,
+        env = "CONFAB_MAX_SOCKETS_PER_USER",
+        default_value_t = 10,
+        global = true
+    )]
+    pub max_sockets_per_user: usize,
+    /// WebSocket connection attempts per client address per minute.
+    #[arg(
+        long,
+        env = "CONFAB_RATE_CONNECT_PER_MIN",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_connect_per_min: u32,
     /// Redis, for running several instances as one: `redis://…`. In-process when absent.
     #[arg(long, env = "CONFAB_REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
@@ -196,6 +212,8 @@ pub struct Config {
     pub socket: SocketConfig,
     /// How fast each user may send.
     pub send_limits: SendLimits,
+    /// Who may open sockets.
+    pub connection_limits: ConnectionLimits,
     /// Redis, when instances share users; in-process fan-out, presence and limits otherwise.
     pub redis: Option<RedisSettings>,
     /// With Redis: how long a dead instance's sockets keep counting as online.
@@ -213,6 +231,7 @@ impl Config {
             access_ttl: Duration::from_secs(900),
             socket: SocketConfig::default(),
             send_limits: SendLimits::default(),
+            connection_limits: ConnectionLimits::default(),
             redis: None,
             presence_ttl: Duration::from_secs(30),
         }
@@ -288,6 +307,11 @@ impl Settings {
         for (name, value) in [
             ("CONFAB_RATE_DIRECT_PER_MIN", self.rate_direct_per_min),
             ("CONFAB_RATE_GROUP_PER_MIN", self.rate_group_per_min),
+            ("CONFAB_RATE_CONNECT_PER_MIN", self.rate_connect_per_min),
+            (
+                "CONFAB_MAX_SOCKETS_PER_USER",
+                u32::try_from(self.max_sockets_per_user).unwrap_or(u32::MAX),
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1"));
@@ -352,6 +376,10 @@ impl Settings {
             send_limits: SendLimits {
                 direct: RateLimit::per_minute(self.rate_direct_per_min),
                 group: RateLimit::per_minute(self.rate_group_per_min),
+            },
+            connection_limits: ConnectionLimits {
+                sockets_per_user: self.max_sockets_per_user,
+                attempts_per_address: RateLimit::per_minute(self.rate_connect_per_min),
             },
             redis,
             presence_ttl: Duration::from_secs(self.presence_ttl_secs),

@@ -166,6 +166,7 @@ impl Application {
             presence: shared.presence,
             limiter: shared.limiter,
             send_limits: config.send_limits,
+            connection_limits: config.connection_limits,
             hasher: Arc::new(Argon2Hasher),
             tokens: Arc::new(JwtIssuer::new(
                 &config.jwt_secret,

@@ -12,6 +12,8 @@ pub trait PresenceStore: Send + Sync {
     async fn connected(&self, user: UserId, session: SessionId) -> StoreResult<bool>;
     /// Forgets a socket of `user`; true when it was their last (they just went offline).
     async fn disconnected(&self, user: UserId, session: SessionId) -> StoreResult<bool>;
+    /// How many sockets `user` has open now, on every instance.
+    async fn sockets(&self, user: UserId) -> StoreResult<usize>;
     /// Those of `users` who are online now.
     async fn online(&self, users: &[UserId]) -> StoreResult<Vec<UserId>>;
     /// Users whose last socket vanished without saying goodbye (its instance died) since the

@@ -2,13 +2,36 @@ use std::sync::Arc;
 
 use confab_domain::UserId;
 
-use crate::ports::{Clock, ConversationRepository, EventPublisher, PresenceStore, UserRepository};
+use crate::ports::{
+    Clock, ConversationRepository, EventPublisher, PresenceStore, RateDecision, RateLimit,
+    RateLimiter, UserRepository,
+};
 use crate::{AppError, Event, SessionId};
+
+/// Who may open a socket: a cap per user, and a rate of attempts per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Sockets a user may hold at once, across instances.
+    pub sockets_per_user: usize,
+    /// Connection attempts per client address.
+    pub attempts_per_address: RateLimit,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            sockets_per_user: 10,
+            attempts_per_address: RateLimit::per_minute(60),
+        }
+    }
+}
 
 /// Who is online. A user is online while any of their devices is connected; the users who
 /// share a conversation with them hear when that changes.
 pub struct PresenceService {
     presence: Arc<dyn PresenceStore>,
+    limiter: Arc<dyn RateLimiter>,
+    limits: ConnectionLimits,
     conversations: Arc<dyn ConversationRepository>,
     users: Arc<dyn UserRepository>,
     events: Arc<dyn EventPublisher>,
@@ -25,6 +48,8 @@ impl PresenceService {
     /// The service over its ports.
     pub fn new(
         presence: Arc<dyn PresenceStore>,
+        limiter: Arc<dyn RateLimiter>,
+        limits: ConnectionLimits,
         conversations: Arc<dyn ConversationRepository>,
         users: Arc<dyn UserRepository>,
         events: Arc<dyn EventPublisher>,
@@ -32,10 +57,45 @@ impl PresenceService {
     ) -> Self {
         Self {
             presence,
+            limiter,
+            limits,
             conversations,
             users,
             events,
             clock,
+        }
+    }
+
+    /// Whether `user` may open another socket from `address`: refused (`rate_limited`) past
+    /// the per-address rate of attempts or the per-user cap of sockets. A limiter or store
+    /// that cannot be reached admits: a Redis outage must not lock everyone out.
+    pub async fn admit(&self, user: UserId, address: Option<&str>) -> Result<(), AppError> {
+        if let Some(address) = address {
+            match self
+                .limiter
+                .hit(
+                    &format!("connect:{address}"),
+                    self.limits.attempts_per_address,
+                )
+                .await
+            {
+                Ok(RateDecision::Limited { retry_after }) => {
+                    return Err(AppError::RateLimited { retry_after });
+                }
+                Ok(RateDecision::Allowed) => {}
+                Err(error) => tracing::warn!(%error, "connection limiter unavailable; admitting"),
+            }
+        }
+        match self.presence.sockets(user).await {
+            Ok(open) if open >= self.limits.sockets_per_user => Err(AppError::RateLimited {
+                // A socket frees a place only when one closes; a retry soon may find one.
+                retry_after: std::time::Duration::from_secs(5),
+            }),
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "presence unavailable; admitting");
+                Ok(())
+            }
         }
     }
 
@@ -112,6 +172,7 @@ mod tests {
 
     #[derive(Default)]
     struct Mocks {
+        limiter: crate::ports::MockRateLimiter,
         presence: MockPresenceStore,
         conversations: MockConversationRepository,
         users: MockUserRepository,
@@ -124,6 +185,11 @@ mod tests {
             clock.expect_now().returning(now);
             PresenceService::new(
                 Arc::new(self.presence),
+                Arc::new(self.limiter),
+                ConnectionLimits {
+                    sockets_per_user: 2,
+                    attempts_per_address: RateLimit::per_minute(5),
+                },
                 Arc::new(self.conversations),
                 Arc::new(self.users),
                 Arc::new(self.events),
@@ -257,5 +323,47 @@ mod tests {
             })
             .returning(|_| ());
         assert_eq!(mocks.service().sweep().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_user_at_the_socket_cap_is_refused_and_one_below_it_admitted() {
+        for (open, admitted) in [(1, true), (2, false)] {
+            let mut mocks = Mocks::default();
+            mocks
+                .limiter
+                .expect_hit()
+                .returning(|_, _| Ok(RateDecision::Allowed));
+            mocks.presence.expect_sockets().returning(move |_| Ok(open));
+            let result = mocks
+                .service()
+                .admit(UserId::generate(), Some("10.0.0.1"))
+                .await;
+            assert_eq!(result.is_ok(), admitted, "{open} sockets open");
+            if !admitted {
+                assert!(matches!(result, Err(AppError::RateLimited { .. })));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn too_many_attempts_from_one_address_are_refused_with_the_time_to_wait() {
+        let mut mocks = Mocks::default();
+        mocks
+            .limiter
+            .expect_hit()
+            .withf(|key, _| key == "connect:10.0.0.1")
+            .returning(|_, _| {
+                Ok(RateDecision::Limited {
+                    retry_after: std::time::Duration::from_secs(9),
+                })
+            });
+        mocks.presence.expect_sockets().never();
+        let result = mocks
+            .service()
+            .admit(UserId::generate(), Some("10.0.0.1"))
+            .await;
+        assert!(
+            matches!(result, Err(AppError::RateLimited { retry_after }) if retry_after.as_secs() == 9)
+        );
     }
 }

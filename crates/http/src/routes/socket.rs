@@ -21,6 +21,7 @@ struct TokenQuery {
         (status = 101, description = "Switched to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
         (status = 401, description = "Missing, malformed, expired or forged token", body = ErrorBody),
+        (status = 429, description = "Too many sockets for this user, or too many attempts from this address", body = ErrorBody),
     )
 )]
 #[get("/ws")]
@@ -32,6 +33,17 @@ pub(crate) async fn connect(
     let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
     let token = bearer_token(&req).or_else(|| query.as_ref().and_then(|q| q.token.as_deref()));
     let user = authenticate(&req, token)?;
+    // Behind a proxy, the client's address comes from Forwarded / X-Forwarded-For.
+    let address = req
+        .connection_info()
+        .realip_remote_addr()
+        .map(str::to_owned);
+    state
+        .services
+        .presence
+        .admit(user, address.as_deref())
+        .await
+        .map_err(ApiError::from)?;
     let state = state.into_inner();
     confab_realtime::start_socket(
         &req,
