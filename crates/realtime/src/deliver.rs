@@ -28,7 +28,7 @@ pub fn deliver(hub: &Hub, event: &Event) {
 /// Like [`deliver`], but to `only` this user's sockets when given: a bus that carries an event
 /// on one channel per recipient delivers, for each channel, to that recipient alone.
 pub fn deliver_to(hub: &Hub, event: &Event, only: Option<confab_domain::UserId>) {
-    let send = |recipients: &[confab_domain::UserId], frame: ServerFrame, position| {
+    let send_with = |recipients: &[confab_domain::UserId], frame: ServerFrame, position, newest| {
         let targets: Vec<confab_domain::UserId> = match only {
             Some(user) if recipients.contains(&user) => vec![user],
             Some(_) => return,
@@ -38,8 +38,19 @@ pub fn deliver_to(hub: &Hub, event: &Event, only: Option<confab_domain::UserId>)
             return;
         }
         if let Some(text) = encode(&frame) {
-            hub.fan_out(&targets, event.origin(), &Outbound { text, position });
+            hub.fan_out(
+                &targets,
+                event.origin(),
+                &Outbound {
+                    text,
+                    position,
+                    newest,
+                },
+            );
         }
+    };
+    let send = |recipients: &[confab_domain::UserId], frame: ServerFrame, position| {
+        send_with(recipients, frame, position, None);
     };
     match event {
         Event::MessageCreated {

@@ -16,6 +16,9 @@ pub struct Outbound {
     /// For `message.new`: the message's place, so the socket keeps each conversation in order
     /// and sends each message once.
     pub position: Option<(ConversationId, Seq)>,
+    /// For `conversation.updated`: the conversation's newest seq, so the socket notices a
+    /// message it never received.
+    pub newest: Option<(ConversationId, Seq)>,
 }
 
 /// This instance's connected sockets, by user.
@@ -163,6 +166,7 @@ mod tests {
         Outbound {
             text: ByteString::from(text),
             position: None,
+            newest: None,
         }
     }
 

@@ -22,6 +22,9 @@ struct Track {
     next: Seq,
     /// Early arrivals, waiting for the seqs before them.
     early: BTreeMap<Seq, ByteString>,
+    /// The newest seq the socket has heard of (from `conversation.updated`), though the
+    /// message itself has not arrived: a lost last message shows as `next < known`.
+    known: Seq,
     /// Since when the oldest early arrival has waited.
     waiting_since: Option<Instant>,
 }
@@ -50,6 +53,7 @@ impl Sequencer {
                 origin: seq,
                 next: seq,
                 early: BTreeMap::new(),
+                known: seq,
                 waiting_since: None,
             },
         );
@@ -85,6 +89,7 @@ impl Sequencer {
                 origin: before,
                 next: before,
                 early: BTreeMap::new(),
+                known: before,
                 waiting_since: None,
             }
         });
@@ -104,13 +109,32 @@ impl Sequencer {
                     .is_some_and(|since| now.duration_since(since) >= patience)
             })
             .filter_map(|(id, t)| {
-                t.early.keys().next().map(|before| Gap {
+                let before = t
+                    .early
+                    .keys()
+                    .next()
+                    .copied()
+                    .or_else(|| (t.known > t.next).then(|| t.known.next()))?;
+                Some(Gap {
                     conversation_id: *id,
                     after: t.next,
-                    before: *before,
+                    before,
                 })
             })
             .collect()
+    }
+
+    /// The conversation is known to reach `last` (a `conversation.updated` said so). If its
+    /// messages up to there have not all come, that is a gap at the tail: the message that
+    /// would reveal it by arriving early may never come.
+    pub(crate) fn heard_of(&mut self, conversation: ConversationId, last: Seq, now: Instant) {
+        let Some(track) = self.tracks.get_mut(&conversation) else {
+            return;
+        };
+        track.known = track.known.max(last);
+        if track.known > track.next && track.waiting_since.is_none() {
+            track.waiting_since = Some(now);
+        }
     }
 
     /// When the next gap becomes overdue, if any is open.
@@ -132,8 +156,10 @@ impl Sequencer {
         let Some(track) = self.tracks.get_mut(&conversation) else {
             return Vec::new();
         };
-        if let Some(first) = track.early.keys().next().copied() {
-            track.next = Seq::new(first.value().saturating_sub(1));
+        match track.early.keys().next().copied() {
+            Some(first) => track.next = Seq::new(first.value().saturating_sub(1)),
+            // A tail gap storage could not fill: stop waiting for it.
+            None => track.known = track.next,
         }
         Self::release(track, now)
     }
@@ -147,11 +173,13 @@ impl Sequencer {
             track.next = *entry.key();
             ready.push(entry.remove());
         }
+        track.known = track.known.max(track.next);
         // Anything left is behind a gap: keep the clock of the oldest wait, start one if new.
-        track.waiting_since = if track.early.is_empty() {
-            None
-        } else {
+        let behind = !track.early.is_empty() || track.known > track.next;
+        track.waiting_since = if behind {
             Some(track.waiting_since.unwrap_or(now))
+        } else {
+            None
         };
         ready
     }
@@ -224,6 +252,33 @@ mod tests {
             vec![frame(6)]
         );
         assert_eq!(seq.skip_gap(c, t0 + patience), vec![frame(8)]);
+    }
+
+    #[test]
+    fn a_lost_last_message_is_noticed_from_the_conversations_newest_seq() {
+        let (mut seq, c, t0) = (
+            Sequencer::default(),
+            ConversationId::generate(),
+            Instant::now(),
+        );
+        let patience = Duration::from_millis(500);
+        seq.start_at(c, Seq::new(2));
+        assert_eq!(seq.offer(c, Seq::new(3), frame(3), t0), vec![frame(3)]);
+        seq.heard_of(c, Seq::new(3), t0);
+        assert!(seq.next_deadline(patience).is_none(), "nothing is missing");
+        seq.heard_of(c, Seq::new(5), t0);
+        let gaps = seq.overdue(t0 + patience, patience);
+        assert_eq!(
+            gaps,
+            vec![Gap {
+                conversation_id: c,
+                after: Seq::new(3),
+                before: Seq::new(6)
+            }]
+        );
+        assert_eq!(seq.offer(c, Seq::new(4), frame(4), t0), vec![frame(4)]);
+        assert_eq!(seq.offer(c, Seq::new(5), frame(5), t0), vec![frame(5)]);
+        assert!(seq.next_deadline(patience).is_none(), "filled");
     }
 
     #[test]

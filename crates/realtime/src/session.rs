@@ -313,6 +313,10 @@ impl Socket {
 
     /// A frame fanned out to this socket: messages go through the sequencer, the rest as is.
     async fn forward(&mut self, outbound: Outbound) -> Written {
+        if let Some((conversation, newest)) = outbound.newest {
+            self.sequencer
+                .heard_of(conversation, newest, Instant::now());
+        }
         match outbound.position {
             Some((conversation, seq)) => {
                 let ready = self
