@@ -36,6 +36,11 @@ asyncapi:
 openapi:
     cargo run -p confab-server -- openapi
 
+# Drive a running server with the load tool, e.g. `just load direct --pairs 50 --seconds 10`.
+# The server must allow the load (see crates/load/src/main.rs for the settings).
+load *ARGS:
+    cargo run --release -p confab-load -- {{ARGS}}
+
 # Run the server (SQLite in ./data).
 run:
     cargo run --release

@@ -1,0 +1,359 @@
+//! The scenarios. `direct` and `fanout` share one traffic engine: every sender keeps `window`
+//! messages in flight (sent, not yet acknowledged); every reader records, for each message it
+//! receives, the time since it was sent (carried in the body). After the sending period the
+//! tool waits for every acknowledged message to reach every recipient, or a deadline: what did
+//! not arrive by then is reported as lost.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use confab_api::Session;
+use confab_api::ws::{AckResult, ClientFrame, ServerFrame};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::client::{Api, Receiver, Result, Sender, next_frame, send_frame};
+use crate::procfs::Sample;
+use crate::report::{Report, histogram};
+
+/// How long delivery may take after sending stops before a message counts as lost.
+const DRAIN: Duration = Duration::from_secs(5);
+/// Signups and connections made at once while setting up.
+const SETUP_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    deliveries: AtomicU64,
+}
+
+/// `count` users with names unique to this run.
+async fn users(api: &Api, count: usize) -> Result<Vec<Session>> {
+    let run = Uuid::now_v7().simple().to_string();
+    let run = &run[run.len() - 10..];
+    let signups = futures_util::stream::iter(0..count)
+        .map(|i| async move { api.signup(&format!("l{run}_{i}")).await })
+        .buffered(SETUP_CONCURRENCY);
+    signups.collect::<Vec<_>>().await.into_iter().collect()
+}
+
+async fn connect_all(api: &Api, users: &[Session]) -> Result<Vec<(Sender, Receiver)>> {
+    let connections = futures_util::stream::iter(users)
+        .map(|user| api.connect(user, None))
+        .buffered(SETUP_CONCURRENCY);
+    connections.collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// Reads one socket until told to stop: acks free a place in the sender's window, messages
+/// are timed.
+async fn read(
+    mut receiver: Receiver,
+    window: Option<Arc<Semaphore>>,
+    counters: Arc<Counters>,
+    epoch: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Histogram<u64>> {
+    let mut latency = histogram()?;
+    loop {
+        let frame = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return Ok(latency),
+            frame = next_frame(&mut receiver) => frame?,
+        };
+        match frame {
+            Some(ServerFrame::Ack {
+                result: AckResult::Sent { .. },
+                ..
+            }) => {
+                counters.acked.fetch_add(1, Ordering::Relaxed);
+                if let Some(window) = &window {
+                    window.add_permits(1);
+                }
+            }
+            Some(ServerFrame::MessageNew { message }) => {
+                counters.deliveries.fetch_add(1, Ordering::Relaxed);
+                let sent_at = message
+                    .body
+                    .as_deref()
+                    .and_then(|b| b.strip_prefix("t:"))
+                    .and_then(|t| t.parse::<u64>().ok());
+                if let Some(sent_at) = sent_at {
+                    let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    latency.saturating_record(now.saturating_sub(sent_at).max(1));
+                }
+            }
+            Some(ServerFrame::Error { code, message, .. }) => {
+                return Err(format!("the server refused a frame: {code:?}: {message}").into());
+            }
+            Some(_) => {}
+            None => return Err("a socket closed during the run".into()),
+        }
+    }
+}
+
+/// Sends into `conversation` until `until`, with at most `window` unacknowledged.
+async fn write(
+    mut sender: Sender,
+    conversation: Uuid,
+    window: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    epoch: Instant,
+    until: Instant,
+) -> Result<()> {
+    while Instant::now() < until {
+        let Ok(Ok(permit)) = tokio::time::timeout_at(until, window.acquire()).await else {
+            break;
+        };
+        permit.forget();
+        let body = format!("t:{}", epoch.elapsed().as_micros());
+        let frame = ClientFrame::MessageSend {
+            conversation_id: conversation,
+            body: Some(body),
+            client_msg_id: None,
+        };
+        send_frame(&mut sender, &frame).await?;
+        counters.sent.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// One sending client: its socket, its conversation.
+struct Plan {
+    connection: (Sender, Receiver),
+    sends_to: Option<Uuid>,
+}
+
+/// Runs the traffic; `fanout` is how many sockets receive each message.
+async fn traffic(
+    plans: Vec<Plan>,
+    window: usize,
+    seconds: Duration,
+    fanout: u64,
+    pid: Option<u32>,
+) -> Result<(Report, Counters)> {
+    let counters = Arc::new(Counters::default());
+    let (stop, stopped) = watch::channel(false);
+    let epoch = Instant::now();
+    let until = epoch + seconds;
+    let server_start = Sample::read(pid);
+    let own_start = Sample::read(None);
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for plan in plans {
+        let (sender, receiver) = plan.connection;
+        let permits = plan.sends_to.map(|_| Arc::new(Semaphore::new(window)));
+        readers.push(tokio::spawn(read(
+            receiver,
+            permits.clone(),
+            counters.clone(),
+            epoch,
+            stopped.clone(),
+        )));
+        if let (Some(conversation), Some(permits)) = (plan.sends_to, permits) {
+            writers.push(tokio::spawn(write(
+                sender,
+                conversation,
+                permits,
+                counters.clone(),
+                epoch,
+                until,
+            )));
+        }
+    }
+    for writer in writers {
+        writer.await??;
+    }
+    let elapsed = epoch.elapsed();
+    let server_end = Sample::read(pid);
+    let own_end = Sample::read(None);
+    // Every acknowledged message should reach every recipient; wait for that, up to DRAIN.
+    let drain_until = Instant::now() + DRAIN;
+    while Instant::now() < drain_until {
+        let expected = counters.acked.load(Ordering::Relaxed) * fanout;
+        if counters.deliveries.load(Ordering::Relaxed) >= expected
+            && counters.acked.load(Ordering::Relaxed) >= counters.sent.load(Ordering::Relaxed)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    let mut latency = histogram()?;
+    for reader in readers {
+        latency.add(reader.await??)?;
+    }
+    let acked = counters.acked.load(Ordering::Relaxed);
+    let report = Report {
+        scenario: "",
+        params: json!({}),
+        elapsed,
+        sent: counters.sent.load(Ordering::Relaxed),
+        acked,
+        deliveries: counters.deliveries.load(Ordering::Relaxed),
+        expected_deliveries: acked * fanout,
+        latency,
+        extra: json!({}),
+        server: (server_start, server_end),
+        own: (own_start, own_end),
+    };
+    Ok((report, Arc::try_unwrap(counters).unwrap_or_default()))
+}
+
+/// Pairs of users in direct conversations, both sides sending.
+pub(crate) async fn direct(
+    api: &Api,
+    pid: Option<u32>,
+    pairs: usize,
+    window: usize,
+    seconds: Duration,
+) -> Result<Report> {
+    let people = users(api, pairs * 2).await?;
+    let mut conversations = Vec::with_capacity(pairs);
+    for pair in people.chunks(2) {
+        if let [a, b] = pair {
+            conversations.push(api.direct(a, b).await?.id);
+        }
+    }
+    let connections = connect_all(api, &people).await?;
+    let plans = connections
+        .into_iter()
+        .enumerate()
+        .map(|(i, connection)| Plan {
+            connection,
+            sends_to: conversations.get(i / 2).copied(),
+        })
+        .collect();
+    let (mut report, _) = traffic(plans, window, seconds, 1, pid).await?;
+    report.scenario = "direct";
+    report.params = json!({"pairs": pairs, "window": window, "seconds": seconds.as_secs()});
+    Ok(report)
+}
+
+/// One group; `senders` of its members send, every other member receives.
+pub(crate) async fn fanout(
+    api: &Api,
+    pid: Option<u32>,
+    members: usize,
+    senders: usize,
+    window: usize,
+    seconds: Duration,
+) -> Result<Report> {
+    let members = members.max(2);
+    let people = users(api, members).await?;
+    let (owner, others) = people.split_first().ok_or("no members")?;
+    let group = api.group(owner, others).await?.id;
+    let connections = connect_all(api, &people).await?;
+    let plans = connections
+        .into_iter()
+        .enumerate()
+        .map(|(i, connection)| Plan {
+            connection,
+            sends_to: (i < senders).then_some(group),
+        })
+        .collect();
+    let (mut report, _) = traffic(plans, window, seconds, (members - 1) as u64, pid).await?;
+    report.scenario = "fanout";
+    report.params = json!({"members": members, "senders": senders, "window": window, "seconds": seconds.as_secs()});
+    Ok(report)
+}
+
+/// Many idle sockets: how fast they connect, how many fail, what each costs the server.
+pub(crate) async fn idle(
+    api: &Api,
+    pid: Option<u32>,
+    sockets: usize,
+    per_user: usize,
+    sources: &[IpAddr],
+    hold: Duration,
+) -> Result<Report> {
+    let per_user = per_user.max(1);
+    let people = users(api, sockets.div_ceil(per_user)).await?;
+    let before = Sample::read(pid);
+    let own_start = Sample::read(None);
+    let started = Instant::now();
+    let mut attempts = FuturesUnordered::new();
+    let mut open = Vec::with_capacity(sockets);
+    let mut failures = 0u64;
+    let mut first_error = None;
+    for i in 0..sockets {
+        let user = &people[i / per_user];
+        let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
+        attempts.push(api.connect(user, source));
+        // A bounded number of handshakes at once, like a crowd reconnecting.
+        if attempts.len() >= 64
+            && let Some(result) = attempts.next().await
+        {
+            match result {
+                Ok(connection) => open.push(connection),
+                Err(error) => {
+                    failures += 1;
+                    first_error.get_or_insert(error.to_string());
+                }
+            }
+        }
+    }
+    while let Some(result) = attempts.next().await {
+        match result {
+            Ok(connection) => open.push(connection),
+            Err(error) => {
+                failures += 1;
+                first_error.get_or_insert(error.to_string());
+            }
+        }
+    }
+    let connect_time = started.elapsed();
+    // Keep every socket read (pings are answered as frames are read) while it is held.
+    let (stop, stopped) = watch::channel(false);
+    let counters = Arc::new(Counters::default());
+    let readers: Vec<_> = open
+        .into_iter()
+        .map(|(sender, receiver)| {
+            let stopped = stopped.clone();
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                let _keep = sender;
+                read(receiver, None, counters, Instant::now(), stopped).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(hold).await;
+    let after = Sample::read(pid);
+    let own_end = Sample::read(None);
+    let _ = stop.send(true);
+    let connected = readers.len() as u64;
+    for reader in readers {
+        let _ = reader.await;
+    }
+    let per_socket = match (before, after) {
+        (Some(before), Some(after)) if connected > 0 => {
+            json!((after.rss_kib.saturating_sub(before.rss_kib)) as f64 / connected as f64)
+        }
+        _ => serde_json::Value::Null,
+    };
+    Ok(Report {
+        scenario: "idle",
+        params: json!({"sockets": sockets, "per_user": per_user, "sources": sources.len(), "hold_seconds": hold.as_secs()}),
+        elapsed: connect_time,
+        sent: 0,
+        acked: 0,
+        deliveries: 0,
+        expected_deliveries: 0,
+        latency: histogram()?,
+        extra: json!({
+            "connected": connected,
+            "failures": failures,
+            "first_failure": first_error,
+            "connects_per_s": connected as f64 / connect_time.as_secs_f64().max(f64::EPSILON),
+            "server_rss_kib_per_socket": per_socket,
+        }),
+        server: (before, after),
+        own: (own_start, own_end),
+    })
+}
