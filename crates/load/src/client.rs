@@ -73,6 +73,23 @@ impl Api {
             .await?)
     }
 
+    /// Posts over REST.
+    pub(crate) async fn send(
+        &self,
+        user: &Session,
+        conversation: uuid::Uuid,
+        body: &str,
+    ) -> Result<()> {
+        let path = format!("/conversations/{conversation}/messages");
+        self.post(
+            &path,
+            Some(&user.access_token),
+            serde_json::json!({"body": body}),
+        )
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn group(&self, owner: &Session, members: &[Session]) -> Result<Conversation> {
         let names: Vec<&str> = members.iter().map(|m| m.user.username.as_str()).collect();
         let body = serde_json::json!({"name": "load", "members": names});
@@ -90,6 +107,16 @@ impl Api {
         user: &Session,
         source: Option<IpAddr>,
     ) -> Result<(Sender, Receiver)> {
+        let (sender, receiver, _) = self.connect_greeted(user, source).await?;
+        Ok((sender, receiver))
+    }
+
+    /// Like [`Api::connect`], and returns the greeting's frames (the backlog among them).
+    pub(crate) async fn connect_greeted(
+        &self,
+        user: &Session,
+        source: Option<IpAddr>,
+    ) -> Result<(Sender, Receiver, Vec<ServerFrame>)> {
         let url = format!(
             "{}/api/v1/ws?token={}",
             self.base.replacen("http", "ws", 1),
@@ -114,10 +141,11 @@ impl Api {
         let tcp = socket.connect(server).await?;
         let (stream, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
         let (sender, mut receiver) = stream.split();
+        let mut greeting = Vec::new();
         loop {
             match next_frame(&mut receiver).await? {
-                Some(ServerFrame::SyncDone { .. }) => return Ok((sender, receiver)),
-                Some(_) => {}
+                Some(ServerFrame::SyncDone { .. }) => return Ok((sender, receiver, greeting)),
+                Some(frame) => greeting.push(frame),
                 None => return Err("the socket closed during its greeting".into()),
             }
         }

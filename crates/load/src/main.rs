@@ -62,6 +62,17 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Clients drop, messages arrive meanwhile, all reconnect at once and sync: the time until
+    /// every client holds every message, and any loss or duplicate (both must be 0). The
+    /// latency figures are each client's time to catch up.
+    Reconnect {
+        /// Clients (users with one socket each).
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Messages sent to each group while the clients are away.
+        #[arg(long, default_value_t = 50)]
+        messages: usize,
+    },
     /// Many idle authenticated sockets: connect rate, failures, and server memory per socket.
     Idle {
         /// Sockets to open.
@@ -125,6 +136,9 @@ fn main() -> ExitCode {
                     Duration::from_secs(seconds),
                 )
                 .await
+            }
+            Scenario::Reconnect { clients, messages } => {
+                scenarios::reconnect(&api, cli.server_pid, clients, messages).await
             }
             Scenario::Idle {
                 sockets,

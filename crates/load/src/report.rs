@@ -29,9 +29,14 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// Acknowledged deliveries that never arrived.
+    /// Acknowledged deliveries that never arrived, plus any that arrived twice.
     pub(crate) fn lost(&self) -> u64 {
-        self.expected_deliveries.saturating_sub(self.deliveries)
+        let duplicates = self
+            .extra
+            .get("duplicates")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        self.expected_deliveries.saturating_sub(self.deliveries) + duplicates
     }
 
     fn to_json(&self) -> Value {

@@ -357,3 +357,114 @@ pub(crate) async fn idle(
         own: (own_start, own_end),
     })
 }
+
+/// The most members a group is created with (the server's limit per request).
+const GROUP_SIZE: usize = 200;
+
+/// `clients` drop; `messages` arrive in each of their groups meanwhile; all reconnect at once,
+/// take their backlog and `sync` from where they were. Measures the time until every client
+/// holds every message, and counts what is missing or came twice (both must be 0).
+pub(crate) async fn reconnect(
+    api: &Api,
+    pid: Option<u32>,
+    clients: usize,
+    messages: usize,
+) -> Result<Report> {
+    let people = users(api, clients + 1).await?;
+    let (sender, receivers) = people.split_first().ok_or("no users")?;
+    let mut group_of = Vec::with_capacity(receivers.len());
+    for chunk in receivers.chunks(GROUP_SIZE) {
+        let group = api.group(sender, chunk).await?.id;
+        group_of.extend(std::iter::repeat_n(group, chunk.len()));
+    }
+    // Connected once, then gone.
+    for connection in connect_all(api, receivers).await? {
+        drop(connection);
+    }
+    let mut groups = group_of.clone();
+    groups.dedup();
+    for group in &groups {
+        for i in 0..messages {
+            api.send(sender, *group, &format!("while away {i}")).await?;
+        }
+    }
+
+    let server_start = Sample::read(pid);
+    let own_start = Sample::read(None);
+    let started = Instant::now();
+    let catch_up = receivers
+        .iter()
+        .zip(&group_of)
+        .map(|(user, group)| async move {
+            let (mut out, mut incoming, greeting) = api.connect_greeted(user, None).await?;
+            let mut seqs: Vec<u64> = greeting
+                .iter()
+                .filter_map(|f| match f {
+                    ServerFrame::MessageNew { message } if message.conversation_id == *group => {
+                        Some(message.seq)
+                    }
+                    _ => None,
+                })
+                .collect();
+            // The client held nothing of the group before it dropped.
+            let sync = ClientFrame::Sync {
+                cursors: vec![confab_api::ws::SyncCursor {
+                    conversation_id: *group,
+                    seq: 0,
+                }],
+            };
+            send_frame(&mut out, &sync).await?;
+            loop {
+                match next_frame(&mut incoming).await? {
+                    Some(ServerFrame::MessageNew { message })
+                        if message.conversation_id == *group =>
+                    {
+                        seqs.push(message.seq)
+                    }
+                    Some(ServerFrame::SyncDone { .. }) => break,
+                    Some(_) => {}
+                    None => return Err("a socket closed while catching up".into()),
+                }
+            }
+            Ok::<_, crate::client::Error>((seqs, started.elapsed()))
+        });
+    let results: Vec<Result<(Vec<u64>, Duration)>> = futures_util::stream::iter(catch_up)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let (mut missing, mut duplicates, mut delivered, mut slowest) =
+        (0u64, 0u64, 0u64, Duration::ZERO);
+    let mut latency = histogram()?;
+    for result in results {
+        let (mut seqs, took) = result?;
+        slowest = slowest.max(took);
+        latency.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+        delivered += seqs.len() as u64;
+        seqs.sort_unstable();
+        let before = seqs.len();
+        seqs.dedup();
+        duplicates += (before - seqs.len()) as u64;
+        missing += (1..=messages as u64)
+            .filter(|seq| seqs.binary_search(seq).is_err())
+            .count() as u64;
+    }
+    let expected = (clients * messages) as u64;
+    Ok(Report {
+        scenario: "reconnect",
+        params: json!({"clients": clients, "messages_per_group": messages, "groups": groups.len()}),
+        elapsed,
+        sent: expected,
+        acked: expected,
+        deliveries: delivered - duplicates,
+        expected_deliveries: expected,
+        latency,
+        extra: json!({
+            "all_caught_up_ms": slowest.as_secs_f64() * 1000.0,
+            "missing": missing,
+            "duplicates": duplicates,
+        }),
+        server: (server_start, Sample::read(pid)),
+        own: (own_start, Sample::read(None)),
+    })
+}
