@@ -24,6 +24,25 @@ pub struct SqlMessageRepository {
 }
 
 impl SqlMessageRepository {
+    /// Applies `changes` to a message that is not deleted (a concurrent delete wins over an
+    /// edit, and a second delete changes nothing), then reads it back as it now is.
+    async fn change_live<const N: usize>(
+        &self,
+        id: MessageId,
+        changes: [(messages::Column, sea_orm::sea_query::SimpleExpr); N],
+    ) -> StoreResult<Message> {
+        let mut update = messages::Entity::update_many()
+            .filter(messages::Column::Id.eq(id.as_uuid()))
+            .filter(messages::Column::DeletedAt.is_null());
+        for (column, value) in changes {
+            update = update.col_expr(column, value);
+        }
+        update.exec(&self.db).await.map_err(store_error)?;
+        self.find(id)
+            .await?
+            .ok_or_else(|| crate::error::missing(format!("message {id}")))
+    }
+
     /// The repository over `db`.
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
@@ -158,32 +177,25 @@ impl MessageRepository for SqlMessageRepository {
     }
 
     async fn edit(&self, id: MessageId, body: MessageBody, at: Timestamp) -> StoreResult<Message> {
-        // Only a message that is still there can be edited: a concurrent delete wins.
-        messages::Entity::update_many()
-            .col_expr(messages::Column::Body, Expr::value(body.as_str()))
-            .col_expr(messages::Column::EditedAt, Expr::value(at))
-            .filter(messages::Column::Id.eq(id.as_uuid()))
-            .filter(messages::Column::DeletedAt.is_null())
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        self.find(id)
-            .await?
-            .ok_or_else(|| crate::error::missing(format!("message {id}")))
+        self.change_live(
+            id,
+            [
+                (messages::Column::Body, Expr::value(body.as_str())),
+                (messages::Column::EditedAt, Expr::value(at)),
+            ],
+        )
+        .await
     }
 
     async fn delete(&self, id: MessageId, at: Timestamp) -> StoreResult<Message> {
-        messages::Entity::update_many()
-            .col_expr(messages::Column::Body, Expr::value(Option::<String>::None))
-            .col_expr(messages::Column::DeletedAt, Expr::value(at))
-            .filter(messages::Column::Id.eq(id.as_uuid()))
-            .filter(messages::Column::DeletedAt.is_null())
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        self.find(id)
-            .await?
-            .ok_or_else(|| crate::error::missing(format!("message {id}")))
+        self.change_live(
+            id,
+            [
+                (messages::Column::Body, Expr::value(Option::<String>::None)),
+                (messages::Column::DeletedAt, Expr::value(at)),
+            ],
+        )
+        .await
     }
 
     async fn deleted_seqs(

@@ -22,6 +22,25 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return redis.call('ZCARD', KEYS[1])
 ";
 
+/// Pushes the deadlines of many sockets (`user|session`) forward in one call; the user sets'
+/// keys are derived from the members, as in the sweep.
+const RENEW: &str = r"
+for i = 4, #ARGV do
+  local member = ARGV[i]
+  local split = string.find(member, '|', 1, true)
+  local key = ARGV[3] .. string.sub(member, 1, split - 1)
+  redis.call('ZADD', key, ARGV[1], string.sub(member, split + 1))
+  redis.call('PEXPIRE', key, ARGV[2])
+  redis.call('ZADD', KEYS[1], ARGV[1], member)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return #ARGV - 3
+";
+
+/// Sockets renewed per script call: large enough to keep round trips few, small enough not to
+/// hold Redis for long.
+const RENEW_BATCH: usize = 500;
+
 /// A socket leaves; returns whether it was still there and how many live sockets remain.
 const DISCONNECT: &str = r"
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
@@ -63,6 +82,7 @@ pub struct RedisPresence {
     ttl: Duration,
     local: Arc<Mutex<HashMap<SessionId, UserId>>>,
     connect: Script,
+    renew: Script,
     disconnect: Script,
     sweep: Script,
 }
@@ -79,6 +99,11 @@ fn backend(error: fred::error::Error) -> StoreError {
     StoreError::Backend(Box::new(error))
 }
 
+/// A socket's entry in the deadlines set.
+fn member(user: UserId, session: SessionId) -> String {
+    format!("{user}|{session}")
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -92,6 +117,7 @@ impl RedisPresence {
             ttl,
             local: Arc::default(),
             connect: Script::from_lua(CONNECT),
+            renew: Script::from_lua(RENEW),
             disconnect: Script::from_lua(DISCONNECT),
             sweep: Script::from_lua(SWEEP),
         }
@@ -103,6 +129,11 @@ impl RedisPresence {
 
     fn deadlines_key(&self) -> String {
         self.connection.key("presence:deadlines")
+    }
+
+    /// How long Redis keeps a user's set after its last renewal (see CONNECT).
+    fn keep_ms(&self) -> i64 {
+        self.ttl_ms().saturating_mul(10)
     }
 
     fn ttl_ms(&self) -> i64 {
@@ -125,30 +156,27 @@ impl RedisPresence {
     }
 
     async fn renew(&self) -> Result<(), fred::error::Error> {
-        let sockets: Vec<(SessionId, UserId)> = {
+        let members: Vec<String> = {
             let local = self
                 .local
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            local.iter().map(|(s, u)| (*s, *u)).collect()
+            local
+                .iter()
+                .map(|(session, user)| member(*user, *session))
+                .collect()
         };
-        if sockets.is_empty() {
-            return Ok(());
-        }
-        let now = now_ms();
-        let deadline = now + self.ttl_ms();
-        for (session, user) in sockets {
-            let keys = vec![self.user_key(user), self.deadlines_key()];
-            let args = vec![
-                session.to_string(),
+        let deadline = now_ms() + self.ttl_ms();
+        for batch in members.chunks(RENEW_BATCH) {
+            let mut args = vec![
                 deadline.to_string(),
-                now.to_string(),
-                format!("{user}|{session}"),
-                (self.ttl_ms() * 10).to_string(),
+                self.keep_ms().to_string(),
+                self.connection.key("presence:user:"),
             ];
+            args.extend(batch.iter().cloned());
             let _: i64 = self
-                .connect
-                .evalsha_with_reload(&self.connection.client, keys, args)
+                .renew
+                .evalsha_with_reload(&self.connection.client, vec![self.deadlines_key()], args)
                 .await?;
         }
         Ok(())
@@ -168,8 +196,8 @@ impl PresenceStore for RedisPresence {
             session.to_string(),
             (now + self.ttl_ms()).to_string(),
             now.to_string(),
-            format!("{user}|{session}"),
-            (self.ttl_ms() * 10).to_string(),
+            member(user, session),
+            self.keep_ms().to_string(),
         ];
         let live: i64 = self
             .connect
@@ -188,7 +216,7 @@ impl PresenceStore for RedisPresence {
         let args = vec![
             session.to_string(),
             now_ms().to_string(),
-            format!("{user}|{session}"),
+            member(user, session),
         ];
         let (removed, live): (i64, i64) = self
             .disconnect
