@@ -41,6 +41,15 @@ openapi:
 load *ARGS:
     cargo run --release -p confab-load -- {{ARGS}}
 
+# The load scenarios against fresh release servers on SQLite and on PostgreSQL + Redis, with
+# pgbench's ceiling from the same run; rewrites the results in BENCHMARKS.md.
+bench:
+    bash bench/run
+
+# The Criterion micro-benchmarks; rewrites their table in BENCHMARKS.md.
+bench-micro:
+    bash bench/micro
+
 # Run the server (SQLite in ./data).
 run:
     cargo run --release

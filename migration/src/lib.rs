@@ -15,6 +15,7 @@ pub use sea_orm_migration::prelude::{DbErr, MigrationTrait, MigratorTrait};
 
 mod m20261122_000001_chat_core;
 mod m20261122_000002_presence;
+mod m20261122_000003_message_path;
 
 /// Every Confab migration, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_chat_core::Migration),
             Box::new(m20261122_000002_presence::Migration),
+            Box::new(m20261122_000003_message_path::Migration),
         ]
     }
 }

@@ -4,7 +4,7 @@
 
 use confab_api::{Conversation, ErrorCode};
 use confab_tests::reqwest::StatusCode;
-use confab_tests::{TestApp, TestUser, detail_fields, expect_error};
+use confab_tests::{TestApp, TestUser, detail_fields, expect_error, expect_json};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -163,6 +163,51 @@ async fn a_group_with_an_unknown_member_is_refused_and_not_created() {
     .await;
 
     assert_eq!(detail_fields(&error), ["members"]);
+    assert!(app.conversations(&ann).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_group_is_created_with_at_most_the_members_the_spec_states() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    // The cap a frontend reads from the published spec is the one the server applies.
+    let response = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    let spec: serde_json::Value = expect_json(response, StatusCode::OK).await;
+    let cap =
+        spec["components"]["schemas"]["CreateGroupRequest"]["properties"]["members"]["maxItems"]
+            .as_u64()
+            .expect("the spec states how many members a group starts with");
+    assert_eq!(cap, 1024);
+    let names: Vec<String> = (0..=cap).map(|i| format!("user{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+
+    let response = app.create_group_raw(&ann, "Everyone", &names).await;
+    let error = expect_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::ValidationFailed,
+    )
+    .await;
+    assert_eq!(detail_fields(&error), ["members"]);
+
+    // Up to the cap, names are checked (all of them, in one lookup): here none exist.
+    let response = app
+        .create_group_raw(&ann, "Everyone", &names[..names.len() - 1])
+        .await;
+    let error = expect_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::ValidationFailed,
+    )
+    .await;
+    assert_eq!(detail_fields(&error), ["members"]);
+    let details = error.details.map(|d| d.to_string()).unwrap_or_default();
+    assert!(details.contains("no user named user0") && details.contains("no user named user1023"));
     assert!(app.conversations(&ann).await.is_empty());
 }
 

@@ -89,8 +89,9 @@ impl Conversation {
 pub struct CreateGroupRequest {
     /// 1–100 characters.
     pub name: String,
-    /// Usernames to add; the caller becomes owner.
+    /// Usernames to add (at most 1 024; unknown ones are refused); the caller becomes owner.
     #[serde(default)]
+    #[schema(max_items = 1024)]
     pub members: Vec<String>,
 }
 

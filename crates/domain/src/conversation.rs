@@ -132,6 +132,11 @@ pub struct Conversation {
     pub updated_at: Timestamp,
     /// The seq of the newest message (`Seq::ZERO` while empty).
     pub last_seq: Seq,
+    /// The highest seq of a deleted message (`Seq::ZERO` if none was ever deleted). Unread
+    /// counts leave deleted messages out; only a cursor below this needs the deleted seqs
+    /// looked up, so most updates need no lookup at all.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub last_deleted_seq: Seq,
 }
 
 /// A user's membership in a conversation, with their read and delivery cursors.

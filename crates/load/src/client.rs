@@ -7,7 +7,7 @@ use confab_api::{Conversation, Session};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Any failure of the tool: it reports it and stops.
@@ -139,6 +139,8 @@ impl Api {
             socket.bind(SocketAddr::new(source, 0))?;
         }
         let tcp = socket.connect(server).await?;
+        // Like any chat client: a frame goes out now, not when the previous one is ACKed.
+        tcp.set_nodelay(true)?;
         let (stream, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
         let (sender, mut receiver) = stream.split();
         let mut greeting = Vec::new();
@@ -154,17 +156,28 @@ impl Api {
 
 /// The next frame the server sends, or `None` when the socket ends.
 pub(crate) async fn next_frame(receiver: &mut Receiver) -> Result<Option<ServerFrame>> {
+    match next_text(receiver).await? {
+        Some(text) => Ok(Some(serde_json::from_str(text.as_str())?)),
+        None => Ok(None),
+    }
+}
+
+/// The text of the next frame the server sends, unparsed, or `None` when the socket ends.
+pub(crate) async fn next_text(receiver: &mut Receiver) -> Result<Option<Utf8Bytes>> {
     while let Some(message) = receiver.next().await {
         if let WsMessage::Text(text) = message? {
-            return Ok(Some(serde_json::from_str(text.as_str())?));
+            return Ok(Some(text));
         }
     }
     Ok(None)
 }
 
 pub(crate) async fn send_frame(sender: &mut Sender, frame: &ClientFrame) -> Result<()> {
-    sender
-        .send(WsMessage::text(serde_json::to_string(frame)?))
-        .await?;
+    send_text(sender, serde_json::to_string(frame)?).await
+}
+
+/// Sends a frame already written as text (the socket takes the buffer as it is).
+pub(crate) async fn send_text(sender: &mut Sender, text: String) -> Result<()> {
+    sender.send(WsMessage::text(text)).await?;
     Ok(())
 }

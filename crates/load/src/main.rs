@@ -11,6 +11,8 @@ mod client;
 mod procfs;
 mod report;
 mod scenarios;
+mod seen;
+mod wire;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -45,6 +47,11 @@ enum Scenario {
         /// How long to send, in seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Messages per second offered in total, spread evenly over the senders, each on a
+        /// fixed schedule (the window still bounds what is in flight); 0 sends as fast as the
+        /// window allows.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        rate: f64,
     },
     /// One group of `members`, `senders` of whom send with a window in flight: deliveries/s and
     /// latency at every recipient.
@@ -61,6 +68,11 @@ enum Scenario {
         /// How long to send, in seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Messages per second offered in total, spread evenly over the senders, each on a
+        /// fixed schedule (the window still bounds what is in flight); 0 sends as fast as the
+        /// window allows.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        rate: f64,
     },
     /// Clients drop, messages arrive meanwhile, all reconnect at once and sync: the time until
     /// every client holds every message, and any loss or duplicate (both must be 0). The
@@ -91,6 +103,15 @@ enum Scenario {
     },
 }
 
+/// A rate in messages per second: finite and not negative.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        Ok(_) => Err("must be a finite number of messages per second, 0 or more".into()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
@@ -111,6 +132,7 @@ fn main() -> ExitCode {
                 pairs,
                 window,
                 seconds,
+                rate,
             } => {
                 scenarios::direct(
                     &api,
@@ -118,6 +140,7 @@ fn main() -> ExitCode {
                     pairs,
                     window,
                     Duration::from_secs(seconds),
+                    rate,
                 )
                 .await
             }
@@ -126,6 +149,7 @@ fn main() -> ExitCode {
                 senders,
                 window,
                 seconds,
+                rate,
             } => {
                 scenarios::fanout(
                     &api,
@@ -134,6 +158,7 @@ fn main() -> ExitCode {
                     senders,
                     window,
                     Duration::from_secs(seconds),
+                    rate,
                 )
                 .await
             }
@@ -161,7 +186,7 @@ fn main() -> ExitCode {
     match result {
         Ok(report) => {
             report.print();
-            if report.lost() > 0 {
+            if report.failed() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

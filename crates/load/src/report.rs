@@ -20,8 +20,12 @@ pub(crate) struct Report {
     pub(crate) elapsed: Duration,
     pub(crate) sent: u64,
     pub(crate) acked: u64,
+    /// Distinct messages received: a message that came twice to one socket counts once here
+    /// and once in `duplicates`.
     pub(crate) deliveries: u64,
     pub(crate) expected_deliveries: u64,
+    /// Messages a socket received again after it already had them.
+    pub(crate) duplicates: u64,
     pub(crate) latency: Histogram<u64>,
     pub(crate) extra: Value,
     pub(crate) server: (Option<Sample>, Option<Sample>),
@@ -29,14 +33,14 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// Acknowledged deliveries that never arrived, plus any that arrived twice.
+    /// Acknowledged deliveries that never arrived: expected less the distinct ones received.
     pub(crate) fn lost(&self) -> u64 {
-        let duplicates = self
-            .extra
-            .get("duplicates")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        self.expected_deliveries.saturating_sub(self.deliveries) + duplicates
+        self.expected_deliveries.saturating_sub(self.deliveries)
+    }
+
+    /// Whether the run broke the delivery guarantee: anything lost or duplicated.
+    pub(crate) fn failed(&self) -> bool {
+        self.lost() > 0 || self.duplicates > 0
     }
 
     fn to_json(&self) -> Value {
@@ -58,6 +62,7 @@ impl Report {
             "deliveries": self.deliveries,
             "deliveries_per_s": self.deliveries as f64 / seconds,
             "lost": self.lost(),
+            "duplicates": self.duplicates,
             "latency_ms": if self.latency.is_empty() { Value::Null } else { json!({
                 "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": self.latency.max() as f64 / 1000.0,
             }) },
@@ -81,6 +86,7 @@ impl Report {
             "deliveries",
             "deliveries_per_s",
             "lost",
+            "duplicates",
         ] {
             println!("{key:<24} {}", format_number(&json[key]));
         }

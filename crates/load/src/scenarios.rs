@@ -1,8 +1,9 @@
-//! The scenarios. `direct` and `fanout` share one traffic engine: every sender keeps `window`
-//! messages in flight (sent, not yet acknowledged); every reader records, for each message it
-//! receives, the time since it was sent (carried in the body). After the sending period the
-//! tool waits for every acknowledged message to reach every recipient, or a deadline: what did
-//! not arrive by then is reported as lost.
+//! The scenarios. `direct` and `fanout` share one traffic engine: every sender keeps at most
+//! `window` messages in flight (sent, not yet acknowledged), sending as fast as the window
+//! allows or, given a rate, on a fixed schedule; every reader records, for each message it
+//! receives, the time since it was sent (carried in the body), and which seqs it has had, to
+//! count duplicates. After the sending period the tool waits for every acknowledged message to
+//! reach every recipient, or a deadline: what did not arrive by then is reported as lost.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,18 +11,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use confab_api::Session;
-use confab_api::ws::{AckResult, ClientFrame, ServerFrame};
+use confab_api::ws::{ClientFrame, ServerFrame};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
 use serde_json::json;
-use tokio::sync::{Semaphore, watch};
-use tokio::time::Instant;
+use tokio::sync::{Semaphore, TryAcquireError, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use crate::client::{Api, Receiver, Result, Sender, next_frame, send_frame};
+use crate::client::{Api, Receiver, Result, Sender, next_frame, next_text, send_frame, send_text};
 use crate::procfs::Sample;
 use crate::report::{Report, histogram};
+use crate::seen::Seen;
+use crate::wire::{self, Incoming};
 
 /// How long delivery may take after sending stops before a message counts as lost.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -32,7 +35,11 @@ const SETUP_CONCURRENCY: usize = 16;
 struct Counters {
     sent: AtomicU64,
     acked: AtomicU64,
+    /// Distinct messages received, summed over the sockets.
     deliveries: AtomicU64,
+    duplicates: AtomicU64,
+    /// Scheduled sends that found the window full and waited for an ack.
+    window_waits: AtomicU64,
 }
 
 /// `count` users with names unique to this run.
@@ -52,53 +59,86 @@ async fn connect_all(api: &Api, users: &[Session]) -> Result<Vec<(Sender, Receiv
     connections.collect::<Vec<_>>().await.into_iter().collect()
 }
 
+/// µs since `epoch`.
+fn micros_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Reads one socket until told to stop: acks free a place in the sender's window, messages
-/// are timed.
+/// are timed and checked off by seq. Frames are read only as far as that needs (see
+/// [`wire`]). Returns the latencies, if any message carried a send time.
 async fn read(
     mut receiver: Receiver,
     window: Option<Arc<Semaphore>>,
     counters: Arc<Counters>,
     epoch: Instant,
     mut stop: watch::Receiver<bool>,
-) -> Result<Histogram<u64>> {
-    let mut latency = histogram()?;
+) -> Result<Option<Histogram<u64>>> {
+    // Made on the first timed message: idle sockets never need one.
+    let mut latency: Option<Histogram<u64>> = None;
+    let mut seen = Seen::default();
+    let stopped = stop.wait_for(|stop| *stop);
+    tokio::pin!(stopped);
     loop {
-        let frame = tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => return Ok(latency),
-            frame = next_frame(&mut receiver) => frame?,
+        let text = tokio::select! {
+            biased;
+            _ = &mut stopped => return Ok(latency),
+            text = next_text(&mut receiver) => text?,
         };
-        match frame {
-            Some(ServerFrame::Ack {
-                result: AckResult::Sent { .. },
-                ..
-            }) => {
+        let Some(text) = text else {
+            return Err("a socket closed during the run".into());
+        };
+        match wire::classify(text.as_str())? {
+            Incoming::Accepted => {
                 counters.acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(window) = &window {
                     window.add_permits(1);
                 }
             }
-            Some(ServerFrame::MessageNew { message }) => {
-                counters.deliveries.fetch_add(1, Ordering::Relaxed);
-                let sent_at = message
-                    .body
-                    .as_deref()
-                    .and_then(|b| b.strip_prefix("t:"))
-                    .and_then(|t| t.parse::<u64>().ok());
-                if let Some(sent_at) = sent_at {
-                    let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    latency.saturating_record(now.saturating_sub(sent_at).max(1));
+            Incoming::Message {
+                conversation,
+                seq,
+                sent_at,
+            } => match seen.insert(conversation, seq) {
+                Some(true) => {
+                    counters.deliveries.fetch_add(1, Ordering::Relaxed);
+                    if let Some(sent_at) = sent_at {
+                        let latency = match &mut latency {
+                            Some(latency) => latency,
+                            None => latency.insert(histogram()?),
+                        };
+                        let took = micros_since(epoch).saturating_sub(sent_at).max(1);
+                        latency.saturating_record(took);
+                    }
                 }
+                Some(false) => {
+                    counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                None => return Err(format!("seq {seq} is beyond any this run sends").into()),
+            },
+            Incoming::Error => {
+                return Err(match serde_json::from_str(text.as_str())? {
+                    ServerFrame::Error { code, message, .. } => {
+                        format!("the server refused a frame: {code:?}: {message}")
+                    }
+                    _ => format!("the server refused a frame: {text}"),
+                }
+                .into());
             }
-            Some(ServerFrame::Error { code, message, .. }) => {
-                return Err(format!("the server refused a frame: {code:?}: {message}").into());
-            }
-            Some(_) => {}
-            None => return Err("a socket closed during the run".into()),
+            Incoming::Other => {}
         }
     }
 }
 
-/// Sends into `conversation` until `until`, with at most `window` unacknowledged.
+/// When a sender sends: as fast as its window allows, or one message every `period` from
+/// `start` (a tick that cannot be kept is sent late and the schedule moves on from there).
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    Window,
+    Every { start: Instant, period: Duration },
+}
+
+/// Sends into `conversation` until `until`, at `pace`, with at most `window` unacknowledged.
 async fn write(
     mut sender: Sender,
     conversation: Uuid,
@@ -106,19 +146,46 @@ async fn write(
     counters: Arc<Counters>,
     epoch: Instant,
     until: Instant,
+    pace: Pace,
 ) -> Result<()> {
-    while Instant::now() < until {
-        let Ok(Ok(permit)) = tokio::time::timeout_at(until, window.acquire()).await else {
+    let prefix = wire::send_prefix(conversation);
+    let mut ticks = match pace {
+        Pace::Window => None,
+        Pace::Every { start, period } => {
+            let mut ticks = tokio::time::interval_at(start, period);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            Some(ticks)
+        }
+    };
+    loop {
+        if let Some(ticks) = &mut ticks
+            && tokio::time::timeout_at(until, ticks.tick()).await.is_err()
+        {
             break;
+        }
+        if Instant::now() >= until {
+            break;
+        }
+        let permit = match window.try_acquire() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => {
+                if ticks.is_some() {
+                    counters.window_waits.fetch_add(1, Ordering::Relaxed);
+                }
+                match tokio::time::timeout_at(until, window.acquire()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => break,
+                }
+            }
         };
         permit.forget();
-        let body = format!("t:{}", epoch.elapsed().as_micros());
-        let frame = ClientFrame::MessageSend {
-            conversation_id: conversation,
-            body: Some(body),
-            client_msg_id: None,
-        };
-        send_frame(&mut sender, &frame).await?;
+        // Timed from the moment it is written, not from its scheduled tick.
+        send_text(
+            &mut sender,
+            wire::message_send(&prefix, micros_since(epoch)),
+        )
+        .await?;
         counters.sent.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
@@ -130,25 +197,38 @@ struct Plan {
     sends_to: Option<Uuid>,
 }
 
-/// Runs the traffic; `fanout` is how many sockets receive each message.
-async fn traffic(
-    plans: Vec<Plan>,
+/// How the traffic is driven.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    /// Messages each sender may have in flight.
     window: usize,
+    /// How long to send.
     seconds: Duration,
-    fanout: u64,
-    pid: Option<u32>,
-) -> Result<(Report, Counters)> {
+    /// Messages per second offered in total over all senders; 0 for as fast as the windows
+    /// allow.
+    rate: f64,
+}
+
+/// Runs the traffic; `fanout` is how many sockets receive each message.
+async fn traffic(plans: Vec<Plan>, load: Load, fanout: u64, pid: Option<u32>) -> Result<Report> {
     let counters = Arc::new(Counters::default());
     let (stop, stopped) = watch::channel(false);
+    let senders = plans.iter().filter(|plan| plan.sends_to.is_some()).count();
+    // Each sender offers an equal share of the rate, its ticks staggered across the period so
+    // that the senders together send evenly rather than in bursts.
+    let period = (load.rate > 0.0 && senders > 0)
+        .then(|| Duration::try_from_secs_f64(senders as f64 / load.rate).ok())
+        .flatten()
+        .map(|period| period.max(Duration::from_micros(1)));
     let epoch = Instant::now();
-    let until = epoch + seconds;
+    let until = epoch + load.seconds;
     let server_start = Sample::read(pid);
     let own_start = Sample::read(None);
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for plan in plans {
         let (sender, receiver) = plan.connection;
-        let permits = plan.sends_to.map(|_| Arc::new(Semaphore::new(window)));
+        let permits = plan.sends_to.map(|_| Arc::new(Semaphore::new(load.window)));
         readers.push(tokio::spawn(read(
             receiver,
             permits.clone(),
@@ -157,6 +237,13 @@ async fn traffic(
             stopped.clone(),
         )));
         if let (Some(conversation), Some(permits)) = (plan.sends_to, permits) {
+            let pace = match period {
+                Some(period) => Pace::Every {
+                    start: epoch + period.mul_f64(writers.len() as f64 / senders as f64),
+                    period,
+                },
+                None => Pace::Window,
+            };
             writers.push(tokio::spawn(write(
                 sender,
                 conversation,
@@ -164,6 +251,7 @@ async fn traffic(
                 counters.clone(),
                 epoch,
                 until,
+                pace,
             )));
         }
     }
@@ -187,10 +275,17 @@ async fn traffic(
     let _ = stop.send(true);
     let mut latency = histogram()?;
     for reader in readers {
-        latency.add(reader.await??)?;
+        if let Some(reader) = reader.await?? {
+            latency.add(reader)?;
+        }
     }
     let acked = counters.acked.load(Ordering::Relaxed);
-    let report = Report {
+    let extra = if period.is_some() {
+        json!({"window_waits": counters.window_waits.load(Ordering::Relaxed)})
+    } else {
+        json!({})
+    };
+    Ok(Report {
         scenario: "",
         params: json!({}),
         elapsed,
@@ -198,21 +293,23 @@ async fn traffic(
         acked,
         deliveries: counters.deliveries.load(Ordering::Relaxed),
         expected_deliveries: acked * fanout,
+        duplicates: counters.duplicates.load(Ordering::Relaxed),
         latency,
-        extra: json!({}),
+        extra,
         server: (server_start, server_end),
         own: (own_start, own_end),
-    };
-    Ok((report, Arc::try_unwrap(counters).unwrap_or_default()))
+    })
 }
 
-/// Pairs of users in direct conversations, both sides sending.
+/// Pairs of users in direct conversations, both sides sending; `rate` is the messages per
+/// second offered over all senders (0: as fast as the windows allow).
 pub(crate) async fn direct(
     api: &Api,
     pid: Option<u32>,
     pairs: usize,
     window: usize,
     seconds: Duration,
+    rate: f64,
 ) -> Result<Report> {
     let people = users(api, pairs * 2).await?;
     let mut conversations = Vec::with_capacity(pairs);
@@ -230,13 +327,20 @@ pub(crate) async fn direct(
             sends_to: conversations.get(i / 2).copied(),
         })
         .collect();
-    let (mut report, _) = traffic(plans, window, seconds, 1, pid).await?;
+    let load = Load {
+        window,
+        seconds,
+        rate,
+    };
+    let mut report = traffic(plans, load, 1, pid).await?;
     report.scenario = "direct";
-    report.params = json!({"pairs": pairs, "window": window, "seconds": seconds.as_secs()});
+    report.params =
+        json!({"pairs": pairs, "window": window, "seconds": seconds.as_secs(), "rate": rate});
     Ok(report)
 }
 
-/// One group; `senders` of its members send, every other member receives.
+/// One group; `senders` of its members send, every other member receives; `rate` is the
+/// messages per second offered over all senders (0: as fast as the windows allow).
 pub(crate) async fn fanout(
     api: &Api,
     pid: Option<u32>,
@@ -244,6 +348,7 @@ pub(crate) async fn fanout(
     senders: usize,
     window: usize,
     seconds: Duration,
+    rate: f64,
 ) -> Result<Report> {
     let members = members.max(2);
     let people = users(api, members).await?;
@@ -258,9 +363,14 @@ pub(crate) async fn fanout(
             sends_to: (i < senders).then_some(group),
         })
         .collect();
-    let (mut report, _) = traffic(plans, window, seconds, (members - 1) as u64, pid).await?;
+    let load = Load {
+        window,
+        seconds,
+        rate,
+    };
+    let mut report = traffic(plans, load, (members - 1) as u64, pid).await?;
     report.scenario = "fanout";
-    report.params = json!({"members": members, "senders": senders, "window": window, "seconds": seconds.as_secs()});
+    report.params = json!({"members": members, "senders": senders.min(members), "window": window, "seconds": seconds.as_secs(), "rate": rate});
     Ok(report)
 }
 
@@ -345,6 +455,7 @@ pub(crate) async fn idle(
         acked: 0,
         deliveries: 0,
         expected_deliveries: 0,
+        duplicates: 0,
         latency: histogram()?,
         extra: json!({
             "connected": connected,
@@ -458,11 +569,11 @@ pub(crate) async fn reconnect(
         acked: expected,
         deliveries: delivered - duplicates,
         expected_deliveries: expected,
+        duplicates,
         latency,
         extra: json!({
             "all_caught_up_ms": slowest.as_secs_f64() * 1000.0,
             "missing": missing,
-            "duplicates": duplicates,
         }),
         server: (server_start, Sample::read(pid)),
         own: (own_start, Sample::read(None)),

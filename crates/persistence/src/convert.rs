@@ -85,6 +85,7 @@ pub(crate) fn conversation(row: conversations::Model) -> StoreResult<Conversatio
         created_at: row.created_at,
         updated_at: row.updated_at,
         last_seq: seq_from_db("conversations.last_seq", row.last_seq)?,
+        last_deleted_seq: seq_from_db("conversations.last_deleted_seq", row.last_deleted_seq)?,
     })
 }
 
@@ -102,6 +103,7 @@ pub(crate) fn conversation_row(
         created_at: Set(conversation.created_at),
         updated_at: Set(conversation.updated_at),
         last_seq: Set(seq_to_db(conversation.last_seq)?),
+        last_deleted_seq: Set(seq_to_db(conversation.last_deleted_seq)?),
     })
 }
 

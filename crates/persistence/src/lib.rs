@@ -22,7 +22,9 @@ mod convert;
 mod database;
 pub mod entities;
 mod error;
+mod group_commit;
 mod messages;
+mod posting_reads;
 mod users;
 
 // Test support: a database that cannot be set up should fail the test loudly, so unwrap and

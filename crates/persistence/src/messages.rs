@@ -8,52 +8,63 @@ use confab_domain::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    IdenStatic, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, IdenStatic, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    RelationTrait, Statement, TransactionTrait,
 };
 
 use crate::convert;
 use crate::entities::{conversation_members, conversations, messages};
 use crate::error::{UniqueIndex, roll_back, store_error};
+use crate::group_commit::GroupCommit;
 
 /// Messages, in the `messages` table.
 #[derive(Debug, Clone)]
 pub struct SqlMessageRepository {
     db: DatabaseConnection,
+    /// The writers that store concurrent appends together (absent outside a Tokio runtime).
+    group_commit: Option<GroupCommit>,
 }
 
 impl SqlMessageRepository {
     /// Applies `changes` to a message that is not deleted (a concurrent delete wins over an
     /// edit, and a second delete changes nothing), then reads it back as it now is.
     async fn change_live<const N: usize>(
-        &self,
+        db: &impl ConnectionTrait,
         id: MessageId,
         changes: [(messages::Column, sea_orm::sea_query::SimpleExpr); N],
-    ) -> StoreResult<Message> {
+    ) -> Result<messages::Model, DbErr> {
         let mut update = messages::Entity::update_many()
             .filter(messages::Column::Id.eq(id.as_uuid()))
             .filter(messages::Column::DeletedAt.is_null());
         for (column, value) in changes {
             update = update.col_expr(column, value);
         }
-        update.exec(&self.db).await.map_err(store_error)?;
-        self.find(id)
+        update.exec(db).await?;
+        messages::Entity::find_by_id(id.as_uuid())
+            .one(db)
             .await?
-            .ok_or_else(|| crate::error::missing(format!("message {id}")))
+            .ok_or_else(|| DbErr::RecordNotFound(format!("message {id}")))
     }
 
-    /// The repository over `db`.
+    /// The repository over `db`. Called within a Tokio runtime, it starts the writers that
+    /// store concurrent appends together, with one commit (see `group_commit.rs`); outside
+    /// one, each append is its own transaction.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let group_commit = tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(|| GroupCommit::start(db.clone()));
+        Self { db, group_commit }
     }
 }
 
-/// The body of [`MessageRepository::append`]'s transaction; returns the message's seq.
-async fn append_in(txn: &DatabaseTransaction, message: &NewMessage) -> Result<i64, DbErr> {
-    // The UPDATE comes first: on SQLite it takes the write lock at once, so concurrent
-    // senders queue on the busy timeout instead of failing to upgrade a read lock; on
-    // Postgres its row lock orders senders to one conversation. Either way the next seq is
+/// The body of the append transaction (SQLite); returns the message's seq.
+pub(crate) async fn append_in(
+    txn: &DatabaseTransaction,
+    message: &NewMessage,
+) -> Result<i64, DbErr> {
+    // The UPDATE comes first: it takes SQLite's write lock at once, so a concurrent writer
+    // queues on the busy timeout instead of failing to upgrade a read lock. The next seq is
     // read and taken in one statement, so seqs have neither gaps nor duplicates.
     let mut bump = conversations::Entity::update_many()
         .col_expr(
@@ -91,20 +102,95 @@ async fn append_in(txn: &DatabaseTransaction, message: &NewMessage) -> Result<i6
     Ok(seq)
 }
 
+/// Postgres takes the whole append as one statement: the seq is taken, the message stored and
+/// the sender's cursors raised by data-modifying CTEs, so a message costs one round trip and
+/// one commit, like a bare insert. A single statement is atomic on its own: if the insert
+/// fails (a resent `client_msg_id`), the seq it took is given back with it.
+const APPEND_POSTGRES: &str = r#"
+WITH bump AS (
+    UPDATE conversations SET last_seq = last_seq + 1, updated_at = $5
+    WHERE id = $2
+    RETURNING last_seq
+), stored AS (
+    INSERT INTO messages (id, conversation_id, seq, sender_id, kind, body, client_msg_id, created_at)
+    SELECT $1, $2, last_seq, $3, $4, $6, $7, $5 FROM bump
+    RETURNING seq
+), cursors AS (
+    UPDATE conversation_members SET read_seq = stored.seq, delivered_seq = stored.seq
+    FROM stored
+    WHERE conversation_id = $2 AND user_id = $3 AND read_seq < stored.seq
+)
+SELECT seq FROM stored"#;
+
+/// One message on its own, in one commit: a single statement on Postgres, a transaction
+/// elsewhere.
+pub(crate) async fn append_alone(
+    db: &DatabaseConnection,
+    message: &NewMessage,
+) -> Result<i64, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => append_postgres(db, message).await,
+        _ => append_in_transaction(db, message).await,
+    }
+}
+
+async fn append_postgres(db: &DatabaseConnection, message: &NewMessage) -> Result<i64, DbErr> {
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        APPEND_POSTGRES,
+        [
+            message.id.as_uuid().into(),
+            message.conversation_id.as_uuid().into(),
+            message.sender_id.as_uuid().into(),
+            message.kind.as_str().into(),
+            message.created_at.into(),
+            message.body.as_str().into(),
+            message
+                .client_msg_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned())
+                .into(),
+        ],
+    );
+    let row = db.query_one_raw(statement).await?.ok_or_else(|| {
+        DbErr::RecordNotFound(format!("conversation {}", message.conversation_id))
+    })?;
+    row.try_get("", "seq")
+}
+
+/// Elsewhere (SQLite), the same three steps in a transaction.
+async fn append_in_transaction(
+    db: &DatabaseConnection,
+    message: &NewMessage,
+) -> Result<i64, DbErr> {
+    let txn = db.begin().await?;
+    match append_in(&txn, message).await {
+        Ok(seq) => {
+            txn.commit().await?;
+            Ok(seq)
+        }
+        Err(err) => {
+            roll_back(txn, &err).await;
+            Err(err)
+        }
+    }
+}
+
 #[async_trait]
 impl MessageRepository for SqlMessageRepository {
     async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
-        let txn = self.db.begin().await.map_err(store_error)?;
-        let err = match append_in(&txn, &message).await {
+        let appended = match &self.group_commit {
+            Some(group_commit) => group_commit.append(message.clone()).await,
+            None => append_alone(&self.db, &message).await,
+        };
+        let err = match appended {
             Ok(seq) => {
-                txn.commit().await.map_err(store_error)?;
                 let seq = convert::seq_from_db("conversations.last_seq", seq)?;
                 return Ok(Appended::Created(convert::appended_message(message, seq)));
             }
             Err(err) => err,
         };
-        roll_back(txn, &err).await;
-        // A resend: the rollback undid the seq we took, and the first message stands.
+        // A resend: the failed append gave back the seq it took, and the first message stands.
         if UniqueIndex::violated_by(&err) == Some(UniqueIndex::ClientMsgId)
             && let Some(client_msg_id) = &message.client_msg_id
             && let Some(first) = self
@@ -177,7 +263,8 @@ impl MessageRepository for SqlMessageRepository {
     }
 
     async fn edit(&self, id: MessageId, body: MessageBody, at: Timestamp) -> StoreResult<Message> {
-        self.change_live(
+        let row = Self::change_live(
+            &self.db,
             id,
             [
                 (messages::Column::Body, Expr::value(body.as_str())),
@@ -185,17 +272,43 @@ impl MessageRepository for SqlMessageRepository {
             ],
         )
         .await
+        .map_err(store_error)?;
+        convert::message(row)
     }
 
     async fn delete(&self, id: MessageId, at: Timestamp) -> StoreResult<Message> {
-        self.change_live(
-            id,
-            [
-                (messages::Column::Body, Expr::value(Option::<String>::None)),
-                (messages::Column::DeletedAt, Expr::value(at)),
-            ],
-        )
-        .await
+        let txn = self.db.begin().await.map_err(store_error)?;
+        let deleted = async {
+            let row = Self::change_live(
+                &txn,
+                id,
+                [
+                    (messages::Column::Body, Expr::value(Option::<String>::None)),
+                    (messages::Column::DeletedAt, Expr::value(at)),
+                ],
+            )
+            .await?;
+            // In the same transaction, so that no reader sees the deletion without the
+            // watermark that tells unread counts to look for it.
+            conversations::Entity::update_many()
+                .col_expr(conversations::Column::LastDeletedSeq, Expr::value(row.seq))
+                .filter(conversations::Column::Id.eq(row.conversation_id))
+                .filter(conversations::Column::LastDeletedSeq.lt(row.seq))
+                .exec(&txn)
+                .await?;
+            Ok(row)
+        }
+        .await;
+        match deleted {
+            Ok(row) => {
+                txn.commit().await.map_err(store_error)?;
+                convert::message(row)
+            }
+            Err(err) => {
+                roll_back(txn, &err).await;
+                Err(store_error(err))
+            }
+        }
     }
 
     async fn deleted_seqs(

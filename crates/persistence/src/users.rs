@@ -79,6 +79,18 @@ impl UserRepository for SqlUserRepository {
         row.map(convert::user).transpose()
     }
 
+    async fn find_by_usernames(&self, usernames: &[Username]) -> StoreResult<Vec<User>> {
+        if usernames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = users::Entity::find()
+            .filter(users::Column::Username.is_in(usernames.iter().map(Username::as_str)))
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        convert::all(rows, convert::user)
+    }
+
     async fn find_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         let row = self
             .find_one(Condition::all().add(users::Column::Email.eq(email.as_str())))

@@ -2,7 +2,7 @@
 //! The repository suite. Each test gets its own fresh database from `TestDatabase`: SQLite by
 //! default, Postgres when `CONFAB_TEST_DATABASE_URL` is set; the same tests run on both.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DurationRound, TimeDelta};
@@ -61,6 +61,7 @@ impl Store {
             created_at: at,
             updated_at: at,
             last_seq: Seq::ZERO,
+            last_deleted_seq: Seq::ZERO,
         };
         let mut members = vec![member(conversation.id, owner.id, Role::Owner, at)];
         members.extend(
@@ -138,6 +139,7 @@ fn direct_draft(at: Timestamp) -> Conversation {
         created_at: at,
         updated_at: at,
         last_seq: Seq::ZERO,
+        last_deleted_seq: Seq::ZERO,
     }
 }
 
@@ -261,6 +263,19 @@ async fn find_many_returns_the_existing_users_and_nothing_for_no_ids() {
 
     assert_eq!(found, vec![ann, bob]);
     assert!(store.users.find_many(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn find_by_usernames_returns_the_known_accounts_in_one_read() {
+    let store = Store::new().await;
+    let (ann, bob) = (store.user("ann").await, store.user("bob").await);
+    let names = ["bob", "ghost", "ann"].map(|name| Username::parse(name).unwrap());
+
+    let mut found = store.users.find_by_usernames(&names).await.unwrap();
+    found.sort_by_key(|user| user.username.clone());
+
+    assert_eq!(found, vec![ann, bob]);
+    assert!(store.users.find_by_usernames(&[]).await.unwrap().is_empty());
 }
 
 // --- conversations -----------------------------------------------------------------------
@@ -471,6 +486,83 @@ async fn members_of_several_conversations_come_in_one_call_and_none_for_no_ids()
 }
 
 #[tokio::test]
+async fn find_with_members_reads_the_conversation_as_it_stands_with_all_its_members() {
+    let store = Store::new().await;
+    let (ann, bob, cat) = (
+        store.user("ann").await,
+        store.user("bob").await,
+        store.user("cat").await,
+    );
+    let group = store.group(&ann, &[&bob], now()).await;
+    let _other = store.group(&cat, &[&ann], now()).await;
+    store.send(&group, &bob, "hi").await;
+
+    let (found, members) = store
+        .conversations
+        .find_with_members(group.id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(found, store.conversation(group.id).await);
+    assert_eq!(found.last_seq, Seq::new(1));
+    let cursors: HashSet<(UserId, Role, u64)> = members
+        .iter()
+        .map(|m| (m.user_id, m.role, m.read_seq.value()))
+        .collect();
+    assert_eq!(
+        cursors,
+        HashSet::from([(ann.id, Role::Owner, 0), (bob.id, Role::Member, 1)])
+    );
+    assert!(members.iter().all(|m| m.conversation_id == group.id));
+    assert_eq!(
+        store
+            .conversations
+            .find_with_members(ConversationId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn concurrent_find_with_members_each_get_their_own_conversation() {
+    let store = Store::new().await;
+    let (ann, bob, cat) = (
+        store.user("ann").await,
+        store.user("bob").await,
+        store.user("cat").await,
+    );
+    let pair = store.group(&ann, &[&bob], now()).await;
+    let trio = store.group(&cat, &[&ann, &bob], now()).await;
+    let missing = ConversationId::generate();
+
+    // Asked at once, as concurrent sends do: on Postgres they share one query.
+    let asks: Vec<ConversationId> = (0..24)
+        .map(|i| [pair.id, trio.id, missing][i % 3])
+        .collect();
+    let tasks: Vec<_> = asks
+        .iter()
+        .map(|id| {
+            let conversations = store.conversations.clone();
+            let id = *id;
+            tokio::spawn(async move { conversations.find_with_members(id).await })
+        })
+        .collect();
+    for (asked, task) in asks.into_iter().zip(tasks) {
+        let found = task.await.unwrap().unwrap();
+        if asked == missing {
+            assert_eq!(found, None);
+            continue;
+        }
+        let (conversation, members) = found.unwrap();
+        assert_eq!(conversation.id, asked);
+        assert!(members.iter().all(|m| m.conversation_id == asked));
+        assert_eq!(members.len(), if asked == pair.id { 2 } else { 3 });
+    }
+}
+
+#[tokio::test]
 async fn raise_read_seq_moves_the_cursor_forward_only() {
     let store = Store::new().await;
     let (ann, bob) = (store.user("ann").await, store.user("bob").await);
@@ -613,6 +705,113 @@ async fn concurrent_appends_get_seqs_one_to_n_without_gaps() {
         .await
         .unwrap();
     assert_eq!(seqs(&stored.messages), (1..=SENDS).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn delete_blanks_the_message_and_raises_the_conversations_deletion_watermark() {
+    let store = Store::new().await;
+    let (ann, bob) = (store.user("ann").await, store.user("bob").await);
+    let group = store.group(&ann, &[&bob], now()).await;
+    let first = store.send(&group, &ann, "one").await;
+    let second = store.send(&group, &bob, "two").await;
+    store.send(&group, &ann, "three").await;
+    assert_eq!(
+        store.conversation(group.id).await.last_deleted_seq,
+        Seq::ZERO
+    );
+
+    let at = now();
+    let deleted = store.messages.delete(second.id, at).await.unwrap();
+    assert_eq!(deleted.body, None);
+    assert_eq!(deleted.deleted_at, Some(at));
+    assert_eq!(deleted.seq, second.seq);
+    assert_eq!(
+        store.conversation(group.id).await.last_deleted_seq,
+        second.seq
+    );
+
+    // An older deletion leaves the watermark where it is; both are listed.
+    store.messages.delete(first.id, now()).await.unwrap();
+    assert_eq!(
+        store.conversation(group.id).await.last_deleted_seq,
+        second.seq
+    );
+    let listed = store
+        .messages
+        .deleted_seqs(group.id, Seq::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![first.seq, second.seq]);
+    let above_first = store
+        .messages
+        .deleted_seqs(group.id, first.seq)
+        .await
+        .unwrap();
+    assert_eq!(above_first, vec![second.seq]);
+
+    // A deleted message stays deleted: an edit changes nothing.
+    let body = MessageBody::parse("back from the dead").unwrap();
+    let edited = store.messages.edit(second.id, body, now()).await.unwrap();
+    assert_eq!(edited, deleted);
+}
+
+#[tokio::test]
+async fn a_burst_across_conversations_numbers_each_apart_and_fails_only_the_bad_ones() {
+    let store = Store::new().await;
+    let (ann, bob, cat) = (
+        store.user("ann").await,
+        store.user("bob").await,
+        store.user("cat").await,
+    );
+    let first = store.group(&ann, &[&bob], now()).await;
+    let second = store.group(&bob, &[&cat], now()).await;
+    let missing = ConversationId::generate();
+
+    // Sent at once, as a busy server's sockets would: on Postgres these share statements.
+    let drafts: Vec<NewMessage> = (0..30)
+        .map(|i| match i % 3 {
+            0 => text(first.id, ann.id, "to the first", None),
+            1 => text(second.id, cat.id, "to the second", Some(&format!("k{i}"))),
+            _ if i == 5 => text(missing, ann.id, "to nowhere", None),
+            _ => text(first.id, bob.id, "to the first too", None),
+        })
+        .collect();
+    let tasks: Vec<_> = drafts
+        .iter()
+        .cloned()
+        .map(|draft| {
+            let messages = store.messages.clone();
+            tokio::spawn(async move { messages.append(draft).await })
+        })
+        .collect();
+    let mut seqs: HashMap<ConversationId, Vec<u64>> = HashMap::new();
+    for (draft, task) in drafts.iter().zip(tasks) {
+        match task.await.unwrap() {
+            Ok(Appended::Created(message)) => {
+                assert_eq!(message.id, draft.id);
+                seqs.entry(message.conversation_id)
+                    .or_default()
+                    .push(message.seq.value());
+            }
+            Ok(Appended::Existing(message)) => panic!("no repeat was sent: {message:?}"),
+            Err(_) => assert_eq!(draft.conversation_id, missing),
+        }
+    }
+
+    for (conversation, count) in [(first.id, 19), (second.id, 10)] {
+        let mut got = seqs.remove(&conversation).unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (1..=count).collect::<Vec<_>>());
+        assert_eq!(
+            store.conversation(conversation).await.last_seq,
+            Seq::new(count)
+        );
+    }
+    assert!(seqs.is_empty());
+    // Each sender's cursor is at their newest message.
+    let members = store.conversations.members(&[second.id]).await.unwrap();
+    let cat_member = members.iter().find(|m| m.user_id == cat.id).unwrap();
+    assert_eq!(cat_member.read_seq, Seq::new(10));
 }
 
 #[tokio::test]
@@ -976,6 +1175,7 @@ async fn a_member_who_is_not_a_user_is_refused() {
         created_at: at,
         updated_at: at,
         last_seq: Seq::ZERO,
+        last_deleted_seq: Seq::ZERO,
     };
     let members = vec![
         member(conversation.id, ann.id, Role::Owner, at),

@@ -47,16 +47,35 @@ impl Default for Hub {
     }
 }
 
+/// A socket attached with [`Hub::attach`]: the receiving end of what the hub queues for it,
+/// with no WebSocket behind it.
+///
+/// It gets exactly what a connected device of its user would get from this instance, through
+/// the same bounded queue, so an in-process consumer (a test that watches deliveries, a
+/// benchmark of fan-out, an embedded client) sees the real behaviour, overflow included.
+#[derive(Debug)]
+pub struct LocalSocket {
+    /// The id the hub knows this socket by: the `origin` of events it causes, and what
+    /// [`Hub::detach`] takes.
+    pub session: SessionId,
+    /// The frames queued for this socket, in order. Drain it: once it is full, the next frame
+    /// is dropped and `overflow` is notified.
+    pub queue: mpsc::Receiver<Arc<Outbound>>,
+    /// Notified when a frame did not fit in `queue`; a WebSocket closes at that point and its
+    /// client resyncs on reconnect.
+    pub overflow: Arc<Notify>,
+}
+
 /// The hub's end of one socket.
 #[derive(Debug, Clone)]
 pub(crate) struct SocketHandle {
-    outbound: mpsc::Sender<Outbound>,
+    outbound: mpsc::Sender<Arc<Outbound>>,
     /// Rung when the socket fell too far behind; the socket then closes itself.
     overflow: Arc<Notify>,
 }
 
 impl SocketHandle {
-    pub(crate) fn new(outbound: mpsc::Sender<Outbound>, overflow: Arc<Notify>) -> Self {
+    pub(crate) fn new(outbound: mpsc::Sender<Arc<Outbound>>, overflow: Arc<Notify>) -> Self {
         Self { outbound, overflow }
     }
 }
@@ -87,6 +106,36 @@ impl Hub {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         sockets.entry(user).or_default().insert(session, handle);
+    }
+
+    /// Attaches a socket for `user` whose queue holds `capacity` frames, and returns its
+    /// receiving end. From now on [`fan_out`](Self::fan_out) (and so [`deliver`](crate::deliver))
+    /// reaches it like any WebSocket of `user` on this instance, until
+    /// [`detach`](Self::detach).
+    ///
+    /// It does not tell the hub's [`Interest`]: with a shared bus, call
+    /// [`Interest::arrive`] for `user` too if events published by other instances should
+    /// reach it.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0, like [`mpsc::channel`].
+    pub fn attach(&self, user: UserId, capacity: usize) -> LocalSocket {
+        let (outbound, queue) = mpsc::channel(capacity);
+        let overflow = Arc::new(Notify::new());
+        let session = SessionId::generate();
+        self.register(user, session, SocketHandle::new(outbound, overflow.clone()));
+        LocalSocket {
+            session,
+            queue,
+            overflow,
+        }
+    }
+
+    /// Detaches the socket `session` of `user`, attached with [`attach`](Self::attach): the
+    /// hub stops queueing frames for it. Detaching a socket that is not attached does nothing.
+    pub fn detach(&self, user: UserId, session: SessionId) {
+        self.unregister(user, session);
     }
 
     pub(crate) fn unregister(&self, user: UserId, session: SessionId) {
@@ -138,6 +187,9 @@ impl Hub {
             .sockets
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Queues hold a pointer to one shared frame: a queue slot costs 8 bytes rather than a
+        // whole frame, which matters for the memory of ten thousand idle sockets.
+        let mut shared: Option<Arc<Outbound>> = None;
         for user in recipients {
             let Some(sessions) = sockets.get(user) else {
                 continue;
@@ -146,6 +198,7 @@ impl Hub {
                 if Some(*session) == skip {
                     continue;
                 }
+                let frame = shared.get_or_insert_with(|| Arc::new(frame.clone()));
                 if let Err(mpsc::error::TrySendError::Full(_)) =
                     handle.outbound.try_send(frame.clone())
                 {
@@ -170,7 +223,7 @@ mod tests {
         }
     }
 
-    fn socket(capacity: usize) -> (SocketHandle, mpsc::Receiver<Outbound>, Arc<Notify>) {
+    fn socket(capacity: usize) -> (SocketHandle, mpsc::Receiver<Arc<Outbound>>, Arc<Notify>) {
         let (tx, rx) = mpsc::channel(capacity);
         let overflow = Arc::new(Notify::new());
         (SocketHandle::new(tx, overflow.clone()), rx, overflow)
@@ -217,6 +270,20 @@ mod tests {
             .unwrap();
         assert_eq!(rx.try_recv().unwrap().text, "one");
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn an_attached_socket_gets_fan_out_until_detached() {
+        let hub = Hub::new();
+        let user = UserId::generate();
+        let mut socket = hub.attach(user, 4);
+        assert_eq!(hub.socket_count(user), 1);
+        hub.fan_out(&[user], None, &text("one"));
+        assert_eq!(socket.queue.try_recv().unwrap().text, "one");
+        hub.detach(user, socket.session);
+        assert_eq!(hub.total_sockets(), 0);
+        hub.fan_out(&[user], None, &text("two"));
+        assert!(socket.queue.try_recv().is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod sequencer;
 mod session;
 
 pub use deliver::{deliver, deliver_to};
-pub use hub::{Hub, Outbound};
+pub use hub::{Hub, LocalSocket, Outbound};
 pub use interest::{Interest, NoInterest};
 pub use limits::InProcessRateLimiter;
 pub use presence::InProcessPresence;

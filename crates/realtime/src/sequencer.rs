@@ -30,12 +30,15 @@ struct Track {
 }
 
 /// A hole in one conversation: the seqs strictly between `after` and `before` have not
-/// arrived, though `before` has.
+/// arrived, though `before` has (or, at the tail, is known to exist). `until` is the newest
+/// seq the socket knows of: storage is asked up to there at once, so that the gaps behind
+/// this one are filled in the same pass instead of each waiting out its own patience.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Gap {
     pub(crate) conversation_id: ConversationId,
     pub(crate) after: Seq,
     pub(crate) before: Seq,
+    pub(crate) until: Seq,
 }
 
 #[derive(Debug, Default)]
@@ -115,10 +118,12 @@ impl Sequencer {
                     .next()
                     .copied()
                     .or_else(|| (t.known > t.next).then(|| t.known.next()))?;
+                let newest = t.early.keys().next_back().copied().unwrap_or(t.known);
                 Some(Gap {
                     conversation_id: *id,
                     after: t.next,
                     before,
+                    until: newest.max(t.known),
                 })
             })
             .collect()
@@ -146,22 +151,40 @@ impl Sequencer {
             .map(|since| since + patience)
     }
 
-    /// Gives up on the rest of a gap (storage had nothing more to fill it with): releases
-    /// what waits behind it.
-    pub(crate) fn skip_gap(
-        &mut self,
-        conversation: ConversationId,
-        now: Instant,
-    ) -> Vec<ByteString> {
-        let Some(track) = self.tracks.get_mut(&conversation) else {
+    /// Gives up on what storage could not fill of `gap` (it was deleted, or the user may not
+    /// see it): what waits behind it goes out. Only `gap` is given up on: a gap behind it that
+    /// the fill did not reach starts its own wait.
+    pub(crate) fn skip_gap(&mut self, gap: Gap, now: Instant) -> Vec<ByteString> {
+        let Some(track) = self.tracks.get_mut(&gap.conversation_id) else {
             return Vec::new();
         };
-        match track.early.keys().next().copied() {
-            Some(first) => track.next = Seq::new(first.value().saturating_sub(1)),
-            // A tail gap storage could not fill: stop waiting for it.
-            None => track.known = track.next,
+        let last_missing = Seq::new(gap.before.value().saturating_sub(1));
+        let mut ready = Vec::new();
+        if track.next < last_missing {
+            // Whatever is held inside the gap goes out in order; the rest is passed over.
+            let inside: Vec<Seq> = track
+                .early
+                .range(..=last_missing)
+                .map(|(s, _)| *s)
+                .collect();
+            for seq in inside {
+                ready.extend(track.early.remove(&seq));
+            }
+            track.next = last_missing;
         }
-        Self::release(track, now)
+        track.waiting_since = None;
+        ready.extend(Self::release(track, now));
+        ready
+    }
+
+    /// Filling `conversation`'s gap failed (storage did not answer): wait the patience again
+    /// before the next try, instead of giving up on messages that exist.
+    pub(crate) fn retry_later(&mut self, conversation: ConversationId, now: Instant) {
+        if let Some(track) = self.tracks.get_mut(&conversation)
+            && track.waiting_since.is_some()
+        {
+            track.waiting_since = Some(now);
+        }
     }
 
     fn release(track: &mut Track, now: Instant) -> Vec<ByteString> {
@@ -243,7 +266,8 @@ mod tests {
             vec![Gap {
                 conversation_id: c,
                 after: Seq::new(5),
-                before: Seq::new(8)
+                before: Seq::new(8),
+                until: Seq::new(8),
             }]
         );
         // Storage fills 6, which goes out at once; 7 it cannot find: give up on it.
@@ -251,7 +275,63 @@ mod tests {
             seq.offer(c, Seq::new(6), frame(6), t0 + patience),
             vec![frame(6)]
         );
-        assert_eq!(seq.skip_gap(c, t0 + patience), vec![frame(8)]);
+        assert_eq!(seq.skip_gap(gaps[0], t0 + patience), vec![frame(8)]);
+        assert!(seq.next_deadline(patience).is_none());
+    }
+
+    #[test]
+    fn giving_up_on_a_gap_passes_over_only_that_gap() {
+        let (mut seq, c, t0) = (
+            Sequencer::default(),
+            ConversationId::generate(),
+            Instant::now(),
+        );
+        let patience = Duration::from_millis(500);
+        seq.start_at(c, Seq::new(5));
+        // 6 and 8 were lost; 7 and 9 wait.
+        assert!(seq.offer(c, Seq::new(7), frame(7), t0).is_empty());
+        assert!(seq.offer(c, Seq::new(9), frame(9), t0).is_empty());
+        let t1 = t0 + patience;
+        let gaps = seq.overdue(t1, patience);
+        assert_eq!(
+            gaps,
+            vec![Gap {
+                conversation_id: c,
+                after: Seq::new(5),
+                before: Seq::new(7),
+                until: Seq::new(9),
+            }]
+        );
+        // Storage gave 6 only (8 was not committed yet when it looked): 6 and 7 go out, and
+        // 9 keeps waiting for 8, which gets a patience of its own.
+        assert_eq!(
+            seq.offer(c, Seq::new(6), frame(6), t1),
+            vec![frame(6), frame(7)]
+        );
+        assert!(seq.skip_gap(gaps[0], t1).is_empty());
+        assert_eq!(seq.position(c), Some((Seq::new(5), Seq::new(7))));
+        assert_eq!(seq.next_deadline(patience), Some(t1 + patience));
+        assert_eq!(
+            seq.offer(c, Seq::new(8), frame(8), t1),
+            vec![frame(8), frame(9)]
+        );
+    }
+
+    #[test]
+    fn a_failed_fill_is_tried_again_after_the_patience() {
+        let (mut seq, c, t0) = (
+            Sequencer::default(),
+            ConversationId::generate(),
+            Instant::now(),
+        );
+        let patience = Duration::from_millis(500);
+        seq.start_at(c, Seq::new(1));
+        assert!(seq.offer(c, Seq::new(3), frame(3), t0).is_empty());
+        let t1 = t0 + patience;
+        seq.retry_later(c, t1);
+        assert!(seq.overdue(t1, patience).is_empty());
+        assert_eq!(seq.next_deadline(patience), Some(t1 + patience));
+        assert_eq!(seq.position(c), Some((Seq::new(1), Seq::new(1))));
     }
 
     #[test]
@@ -273,7 +353,8 @@ mod tests {
             vec![Gap {
                 conversation_id: c,
                 after: Seq::new(3),
-                before: Seq::new(6)
+                before: Seq::new(6),
+                until: Seq::new(5),
             }]
         );
         assert_eq!(seq.offer(c, Seq::new(4), frame(4), t0), vec![frame(4)]);

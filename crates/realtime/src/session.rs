@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::deliver::encode;
 use crate::hub::SocketHandle;
-use crate::sequencer::Sequencer;
+use crate::sequencer::{Gap, Sequencer};
 use crate::{Hub, Outbound};
 
 /// Limits and timings of each socket.
@@ -146,18 +146,21 @@ impl Socket {
     async fn run(
         mut self,
         mut stream: AggregatedMessageStream,
-        mut queue: mpsc::Receiver<Outbound>,
+        mut queue: mpsc::Receiver<Arc<Outbound>>,
         overflow: Arc<Notify>,
         mut closing: watch::Receiver<bool>,
     ) -> &'static str {
-        let exit = match self.greet().await {
+        // The greeting and each answer are boxed: a socket's task is as big as the biggest
+        // state it can be in, and most sockets sit idle between frames. Boxed, the rare big
+        // states (a send, a sync, the backlog) cost memory only while they run.
+        let exit = match Box::pin(self.greet()).await {
             Ok(()) => {
                 self.serve(&mut stream, &mut queue, &overflow, &mut closing)
                     .await
             }
             Err(exit) => exit,
         };
-        self.leave().await;
+        Box::pin(self.leave()).await;
         match exit {
             Exit::ClientLeft => "client left",
             Exit::Stalled => "client stopped reading",
@@ -242,7 +245,7 @@ impl Socket {
     async fn serve(
         &mut self,
         stream: &mut AggregatedMessageStream,
-        queue: &mut mpsc::Receiver<Outbound>,
+        queue: &mut mpsc::Receiver<Arc<Outbound>>,
         overflow: &Notify,
         closing: &mut watch::Receiver<bool>,
     ) -> Exit {
@@ -277,7 +280,7 @@ impl Socket {
                     };
                     last_heard = Instant::now();
                     match message {
-                        AggregatedMessage::Text(text) => self.answer(&text).await,
+                        AggregatedMessage::Text(text) => Box::pin(self.answer(&text)).await,
                         AggregatedMessage::Binary(_) => {
                             let reply = ServerFrame::from(confab_api::ws::FrameError {
                                 reference: None,
@@ -298,7 +301,7 @@ impl Socket {
                     self.guarded(|s| Box::pin(s.session.ping(b""))).await
                 }
                 () = tokio::time::sleep_until(gap_deadline.unwrap_or(far)), if gap_deadline.is_some() => {
-                    self.fill_gaps().await
+                    Box::pin(self.fill_gaps()).await
                 }
                 () = tokio::time::sleep_until(typing_deadline.unwrap_or(far)), if typing_deadline.is_some() => {
                     self.expire_typing().await;
@@ -312,19 +315,19 @@ impl Socket {
     }
 
     /// A frame fanned out to this socket: messages go through the sequencer, the rest as is.
-    async fn forward(&mut self, outbound: Outbound) -> Written {
+    async fn forward(&mut self, outbound: Arc<Outbound>) -> Written {
         if let Some((conversation, newest)) = outbound.newest {
             self.sequencer
                 .heard_of(conversation, newest, Instant::now());
         }
         match outbound.position {
             Some((conversation, seq)) => {
-                let ready = self
-                    .sequencer
-                    .offer(conversation, seq, outbound.text, Instant::now());
+                let ready =
+                    self.sequencer
+                        .offer(conversation, seq, outbound.text.clone(), Instant::now());
                 self.write_all(ready).await
             }
-            None => self.write(outbound.text).await,
+            None => self.write(outbound.text.clone()).await,
         }
     }
 
@@ -524,23 +527,46 @@ impl Socket {
             .sequencer
             .overdue(Instant::now(), self.config.gap_patience)
         {
-            let missing =
-                u32::try_from(gap.before.value() - gap.after.value() - 1).unwrap_or(u32::MAX);
-            match self
+            match self.fill_gap(gap).await {
+                Ok(()) => {
+                    let ready = self.sequencer.skip_gap(gap, Instant::now());
+                    self.write_all(ready).await?;
+                }
+                Err(SyncError::App(error)) => {
+                    log_failure(&error, "filling a gap");
+                    self.sequencer
+                        .retry_later(gap.conversation_id, Instant::now());
+                }
+                Err(SyncError::Write(exit)) => return Err(exit),
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers what storage holds from the gap up to the newest seq the socket knows of, a page
+    /// at a time: one pass fills every gap of the conversation that storage can fill.
+    async fn fill_gap(&mut self, gap: Gap) -> Result<(), SyncError> {
+        let mut after = gap.after;
+        while after < gap.until {
+            let wanted = u32::try_from(gap.until.value() - after.value()).unwrap_or(u32::MAX);
+            let page = self
                 .services
                 .messages
-                .since(self.user, gap.conversation_id, gap.after, missing.max(1))
+                .since(self.user, gap.conversation_id, after, wanted)
                 .await
-            {
-                Ok(page) => {
-                    for message in page.messages.iter().filter(|m| m.seq < gap.before) {
-                        self.offer_message(message).await?;
-                    }
-                }
-                Err(error) => log_failure(&error, "filling a gap"),
+                .map_err(SyncError::App)?;
+            let Some(last) = page.messages.last().map(|m| m.seq) else {
+                break;
+            };
+            for message in &page.messages {
+                self.offer_message(message)
+                    .await
+                    .map_err(SyncError::Write)?;
             }
-            let ready = self.sequencer.skip_gap(gap.conversation_id, Instant::now());
-            self.write_all(ready).await?;
+            if !page.has_more {
+                break;
+            }
+            after = last;
         }
         Ok(())
     }

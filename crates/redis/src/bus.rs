@@ -8,6 +8,7 @@ use confab_domain::UserId;
 use confab_realtime::{Hub, Interest, deliver, deliver_to};
 use fred::prelude::{EventInterface, PubsubInterface};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::RedisConnection;
 
@@ -17,6 +18,14 @@ struct Envelope {
     /// The instance that published it, which delivered it locally already.
     origin: String,
     event: Event,
+}
+
+impl Envelope {
+    /// How the serialized envelopes of `origin` begin: `origin` is the first field.
+    fn prefix_of(origin: &str) -> String {
+        let origin = serde_json::to_string(origin).unwrap_or_default();
+        format!("{{\"origin\":{origin},")
+    }
 }
 
 fn user_channel(connection: &RedisConnection, user: UserId) -> String {
@@ -114,17 +123,41 @@ impl Interest for RedisSubscriptions {
 /// Fan-out across instances: each event is delivered to this instance's sockets at once, then
 /// published, serialized once, on the channel of each recipient. Other instances deliver what
 /// arrives on a channel to that user's sockets there.
+///
+/// Publishing to Redis happens off the caller's path: [`EventPublisher::publish`] delivers
+/// locally, hands the event to one publisher task and returns, so a sender's ack never waits
+/// for a Redis round trip. The task sends whatever has queued up in one pipeline, in order, so
+/// under load many events share one write.
 #[derive(Debug, Clone)]
 pub struct RedisBus {
     connection: RedisConnection,
     hub: Arc<Hub>,
+    outgoing: mpsc::Sender<Outgoing>,
 }
+
+/// An event on its way to Redis: the channels' users and the serialized envelope.
+type Outgoing = (Vec<UserId>, String);
+
+/// Events waiting for the publisher task. Beyond this (Redis unreachable for a while) new
+/// events are dropped from the bus, not from storage: other instances' clients recover them
+/// with gap filling and `sync`, and senders are never held up.
+const OUTGOING_CAPACITY: usize = 65_536;
+
+/// The most events sent in one pipeline.
+const BATCH: usize = 512;
 
 impl RedisBus {
     /// A bus on `connection` delivering locally through `hub`. Call [`RedisBus::listen`] once
-    /// to receive what other instances publish.
+    /// to receive what other instances publish. Must be called within a Tokio runtime: it
+    /// starts the publisher task.
     pub fn new(connection: RedisConnection, hub: Arc<Hub>) -> Self {
-        Self { connection, hub }
+        let (outgoing, queue) = mpsc::channel(OUTGOING_CAPACITY);
+        tokio::spawn(publish_queued(connection.clone(), queue));
+        Self {
+            connection,
+            hub,
+            outgoing,
+        }
     }
 
     /// Delivers what other instances publish, until the process ends. A reader that falls
@@ -134,6 +167,7 @@ impl RedisBus {
         let connection = self.connection.clone();
         let hub = self.hub.clone();
         let channel_prefix = connection.key("user:");
+        let own_prefix = Envelope::prefix_of(connection.instance_id());
         tokio::spawn(async move {
             loop {
                 let message = match messages.recv().await {
@@ -157,6 +191,11 @@ impl RedisBus {
                 let Some(text) = message.value.as_str() else {
                     continue;
                 };
+                // This instance delivered its own events when it published them; it hears
+                // them back for every local recipient, so it skips them before parsing.
+                if text.starts_with(own_prefix.as_str()) {
+                    continue;
+                }
                 let envelope: Envelope = match serde_json::from_str(&text) {
                     Ok(envelope) => envelope,
                     Err(error) => {
@@ -169,6 +208,31 @@ impl RedisBus {
                 }
             }
         })
+    }
+}
+
+/// Sends queued events to Redis, in order, as many as have queued up per pipeline.
+async fn publish_queued(connection: RedisConnection, mut queue: mpsc::Receiver<Outgoing>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let pipeline = connection.client.pipeline();
+        let mut queued = true;
+        for (recipients, payload) in batch.drain(..) {
+            for user in recipients {
+                let result: Result<(), _> = pipeline
+                    .publish(user_channel(&connection, user), payload.as_str())
+                    .await;
+                if let Err(error) = result {
+                    tracing::warn!(%error, "could not queue an event for the bus");
+                    queued = false;
+                }
+            }
+        }
+        // The changes are committed and delivered here; other instances' clients recover
+        // what a Redis outage drops with gap filling and `sync`.
+        if queued && let Err(error) = pipeline.all::<Vec<fred::types::Value>>().await {
+            tracing::warn!(%error, "could not publish events on the Redis bus");
+        }
     }
 }
 
@@ -188,20 +252,37 @@ impl EventPublisher for RedisBus {
                 return;
             }
         };
-        let pipeline = self.connection.client.pipeline();
-        for user in recipients {
-            let queued: Result<(), _> = pipeline
-                .publish(user_channel(&self.connection, user), payload.as_str())
-                .await;
-            if let Err(error) = queued {
-                tracing::warn!(%error, "could not queue an event for the bus");
-                return;
-            }
+        if let Err(error) = self.outgoing.try_send((recipients, payload)) {
+            tracing::warn!(%error, "the Redis bus is backed up; an event is not published");
         }
-        // The change is committed and delivered here; other instances' clients recover what
-        // a Redis outage drops with `sync`.
-        if let Err(error) = pipeline.all::<Vec<fred::types::Value>>().await {
-            tracing::warn!(%error, "could not publish an event on the Redis bus");
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_domain::ConversationId;
+
+    fn envelope(origin: &str) -> String {
+        serde_json::to_string(&Envelope {
+            origin: origin.to_owned(),
+            event: Event::Typing {
+                conversation_id: ConversationId::generate(),
+                user_id: UserId::generate(),
+                typing: true,
+                recipients: vec![UserId::generate()],
+            },
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_instance_recognises_its_own_envelopes_and_only_those() {
+        let own = Envelope::prefix_of("a");
+        assert!(envelope("a").starts_with(&own));
+        assert!(!envelope("ab").starts_with(&own));
+        assert!(!envelope("b").starts_with(&own));
+        // Ids that need escaping are compared escaped.
+        assert!(envelope("i\"d").starts_with(&Envelope::prefix_of("i\"d")));
     }
 }

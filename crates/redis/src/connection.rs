@@ -50,6 +50,9 @@ impl RedisConnection {
             .with_connection_config(|connection| {
                 connection.connection_timeout = Duration::from_secs(5);
                 connection.internal_command_timeout = Duration::from_secs(5);
+                // Commands from many sockets share one connection: without TCP_NODELAY each
+                // small write waits for the previous one's ACK.
+                connection.tcp.nodelay = Some(true);
             })
             .with_performance_config(|performance| {
                 performance.default_command_timeout = Duration::from_secs(5);

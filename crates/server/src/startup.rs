@@ -209,6 +209,10 @@ impl Application {
         // Signals are ours (see `run_until_stopped`): sockets must be told to go before the
         // workers stop, or clients see a dropped connection instead of a close frame.
         let server = HttpServer::new(move || confab_http::app(state.clone()))
+            // Chat frames are small and each one matters now: without TCP_NODELAY, Nagle holds
+            // a frame back until the previous one is acknowledged, and with delayed ACKs that
+            // adds up to 40 ms to a message's delivery.
+            .tcp_nodelay(true)
             .disable_signals()
             .shutdown_timeout(30)
             .listen(listener)

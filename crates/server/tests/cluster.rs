@@ -68,9 +68,12 @@ impl Cluster {
         let prefix = format!("confab_test_{}", Uuid::now_v7().simple());
         let mut instances = Vec::new();
         // One after the other: the first applies the migrations.
+        // Instance ids are unique to the cluster: `cut_redis` finds connections by the name
+        // derived from the id, and the tests' clusters run at once on one Redis.
+        let run = &prefix[prefix.len() - 8..];
         for name in ["i1", "i2"] {
             instances.push(spawn(
-                name,
+                &format!("{name}-{run}"),
                 &database.url,
                 &redis_url,
                 &prefix,
@@ -251,7 +254,10 @@ fn spawn(
         .env("CONFAB_JWT_SECRET", SECRET)
         .env("CONFAB_PRESENCE_TTL_SECS", "3")
         .env("CONFAB_LOG_FORMAT", "json")
-        .env("CONFAB_LOG", "info")
+        .env(
+            "CONFAB_LOG",
+            std::env::var("CLUSTER_LOG").unwrap_or("info".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (key, value) in extra_env {
@@ -273,7 +279,14 @@ fn spawn(
             .unwrap();
         let event: serde_json::Value = serde_json::from_str(&line).unwrap();
         if let Some(port) = event["port"].as_u64() {
-            std::thread::spawn(move || lines.for_each(drop));
+            // What the instance logs from here on is shown with a failing test's output
+            // (spawned threads inherit the test's capture).
+            let name = name.to_owned();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    eprintln!("[{name}] {line}");
+                }
+            });
             instance.port = u16::try_from(port).unwrap();
             return instance;
         }
@@ -286,13 +299,16 @@ struct Device {
 
 impl Device {
     async fn next(&mut self) -> ServerFrame {
+        self.try_next().await.expect("a frame in time")
+    }
+
+    /// The next text frame, or `None` if none comes within [`WAIT`].
+    async fn try_next(&mut self) -> Option<ServerFrame> {
         loop {
-            let next = tokio::time::timeout(WAIT, self.stream.next())
-                .await
-                .expect("a frame in time");
+            let next = tokio::time::timeout(WAIT, self.stream.next()).await.ok()?;
             match next {
                 Some(Ok(WsMessage::Text(text))) => {
-                    return serde_json::from_str(text.as_str()).unwrap();
+                    return Some(serde_json::from_str(text.as_str()).unwrap());
                 }
                 Some(Ok(_)) => {}
                 other => panic!("the socket ended: {other:?}"),
@@ -320,7 +336,11 @@ impl Device {
     async fn messages(&mut self, conversation: Uuid, count: usize) -> Vec<u64> {
         let mut seqs = Vec::new();
         while seqs.len() < count {
-            if let ServerFrame::MessageNew { message } = self.next().await
+            let frame = self
+                .try_next()
+                .await
+                .unwrap_or_else(|| panic!("{count} messages in time; got {seqs:?}"));
+            if let ServerFrame::MessageNew { message } = frame
                 && message.conversation_id == conversation
             {
                 seqs.push(message.seq);
@@ -480,12 +500,16 @@ async fn after_its_redis_connections_are_cut_an_instance_loses_nothing_and_fans_
     let direct = cluster.direct(0, &ann, "bob").await;
     let mut bob_socket = cluster.connect(1, &bob).await;
 
+    // Sent on both instances in turn. While instance 2 reconnects, what instance 1 publishes
+    // does not reach it: bob's socket there gets every other message live and must fill the
+    // holes between them from storage.
     let mut acked = Vec::new();
     for i in 0..30 {
         if i == 10 {
             cluster.cut_redis(0);
+            cluster.cut_redis(1);
         }
-        let (status, message) = cluster.send(0, &ann, direct.id, &format!("m{i}")).await;
+        let (status, message) = cluster.send(i % 2, &ann, direct.id, &format!("m{i}")).await;
         assert_eq!(status, 201, "sending never depends on Redis");
         acked.push(message.unwrap().seq);
     }
@@ -496,6 +520,11 @@ async fn after_its_redis_connections_are_cut_an_instance_loses_nothing_and_fans_
         .map(|m| m.seq)
         .collect();
     assert_eq!(stored, acked, "no acknowledged message is lost");
+    assert_eq!(
+        bob_socket.messages(direct.id, acked.len()).await,
+        acked,
+        "the socket delivers every message once, in order"
+    );
 
     // Fan-out resumes by itself: a message sent on instance 1 reaches bob on instance 2 live.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -41,6 +41,8 @@ pub trait UserRepository: Send + Sync {
     async fn find_many(&self, ids: &[UserId]) -> StoreResult<Vec<User>>;
     /// The account with this username.
     async fn find_by_username(&self, username: &Username) -> StoreResult<Option<User>>;
+    /// The accounts with these usernames, in one read (unknown ones are left out).
+    async fn find_by_usernames(&self, usernames: &[Username]) -> StoreResult<Vec<User>>;
     /// The account with this email.
     async fn find_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
     /// Records when `user` was last online.

@@ -7,7 +7,8 @@ use crate::{AppError, Event, MemberActivity};
 
 /// Tells members that a conversation moved: new activity, a deletion, a read on another
 /// device. Each gets their own unread count, computed by arithmetic from the cursors already
-/// at hand (`Member::unread_count`), so the cost is two queries whatever the member count.
+/// at hand (`Member::unread_count`), so the cost is at most two queries whatever the member
+/// count, and none when the caller knows the conversation and its newest message.
 pub(crate) struct ActivityNotifier {
     conversations: Arc<dyn ConversationRepository>,
     messages: Arc<dyn MessageRepository>,
@@ -56,7 +57,8 @@ impl ActivityNotifier {
             .map(|m| m.read_seq)
             .min()
             .unwrap_or(Seq::ZERO);
-        let deleted = if lowest_cursor < conversation.last_seq {
+        // Deleted messages matter only above someone's cursor; usually there are none.
+        let deleted = if lowest_cursor < conversation.last_deleted_seq {
             self.messages
                 .deleted_seqs(conversation_id, lowest_cursor)
                 .await?
@@ -79,5 +81,94 @@ impl ActivityNotifier {
             })
             .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MockConversationRepository, MockEventPublisher, MockMessageRepository};
+    use confab_domain::{ConversationKind, Role, UserId};
+
+    fn now() -> confab_domain::Timestamp {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn conversation(last_seq: u64, last_deleted_seq: u64) -> Conversation {
+        Conversation {
+            id: ConversationId::generate(),
+            kind: ConversationKind::Group,
+            name: Some("team".into()),
+            topic: None,
+            created_at: now(),
+            updated_at: now(),
+            last_seq: Seq::new(last_seq),
+            last_deleted_seq: Seq::new(last_deleted_seq),
+        }
+    }
+
+    fn member(conversation: &Conversation, read_seq: u64) -> Member {
+        Member {
+            conversation_id: conversation.id,
+            user_id: UserId::generate(),
+            role: Role::Member,
+            joined_at: now(),
+            read_seq: Seq::new(read_seq),
+            delivered_seq: Seq::new(read_seq),
+            muted_until: None,
+        }
+    }
+
+    /// The counts each member was told, in member order.
+    async fn notify(
+        conversation: Conversation,
+        members: &[Member],
+        messages: MockMessageRepository,
+    ) -> Vec<u64> {
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut events = MockEventPublisher::new();
+        let sink = told.clone();
+        events.expect_publish().times(1).returning(move |event| {
+            if let Event::ConversationUpdated { members, .. } = event {
+                sink.lock()
+                    .unwrap()
+                    .extend(members.iter().map(|m| m.unread_count));
+            }
+        });
+        let mut last = messages;
+        last.expect_last_messages().returning(|_| Ok(vec![]));
+        let notifier = ActivityNotifier::new(
+            Arc::new(MockConversationRepository::new()),
+            Arc::new(last),
+            Arc::new(events),
+        );
+        notifier
+            .notify(conversation.id, Some(conversation), members, None)
+            .await
+            .unwrap();
+        told.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn without_deletions_above_any_cursor_counts_need_no_lookup() {
+        let conversation = conversation(10, 2);
+        let members = [member(&conversation, 4), member(&conversation, 10)];
+        let mut messages = MockMessageRepository::new();
+        messages.expect_deleted_seqs().never();
+        assert_eq!(notify(conversation, &members, messages).await, [6, 0]);
+    }
+
+    #[tokio::test]
+    async fn deletions_above_a_cursor_are_looked_up_once_and_left_out_of_each_count() {
+        let conversation = conversation(10, 8);
+        let id = conversation.id;
+        let members = [member(&conversation, 4), member(&conversation, 7)];
+        let mut messages = MockMessageRepository::new();
+        messages
+            .expect_deleted_seqs()
+            .times(1)
+            .withf(move |c, above| *c == id && *above == Seq::new(4))
+            .returning(|_, _| Ok(vec![Seq::new(5), Seq::new(8)]));
+        assert_eq!(notify(conversation, &members, messages).await, [4, 2]);
     }
 }

@@ -119,8 +119,13 @@ impl MessageService {
         };
 
         let conversation_id = input.conversation_id;
-        // One query gives both the membership check and everyone to deliver to.
-        let mut members = self.conversations.members(&[conversation_id]).await?;
+        // One query gives the membership check, the kind of conversation (for the rate limit)
+        // and everyone to deliver to.
+        let (conversation, mut members) = self
+            .conversations
+            .find_with_members(conversation_id)
+            .await?
+            .ok_or(AppError::NotFound("conversation"))?;
         let member = members
             .iter()
             .find(|m| m.user_id == sender)
@@ -131,21 +136,19 @@ impl MessageService {
                 "you are muted in this conversation".into(),
             ));
         }
-        // The common resend is answered without opening a write transaction; `append` still
-        // catches the race where two copies arrive at once.
-        if let Some(key) = &client_msg_id
-            && let Some(first) = self.messages.find_by_client_msg_id(sender, key).await?
-        {
-            return Self::repeat(first, conversation_id);
+        if let Err(limited) = self.check_rate(sender, &conversation).await {
+            // A resend of a message already stored is answered whatever the limit: the first
+            // copy was counted, and refusing it would strand a message that did go through.
+            if let Some(key) = &client_msg_id
+                && let Some(first) = self.messages.find_by_client_msg_id(sender, key).await?
+            {
+                return Self::repeat(first, conversation_id);
+            }
+            return Err(limited);
         }
 
-        let conversation = self
-            .conversations
-            .find(conversation_id)
-            .await?
-            .ok_or(AppError::NotFound("conversation"))?;
-        self.check_rate(sender, &conversation).await?;
-
+        // Otherwise a resent `client_msg_id` is caught by the store's unique index rather than
+        // looked up first: resends are rare, and every send would pay for the lookup.
         let appended = self
             .messages
             .append(NewMessage {
@@ -532,30 +535,47 @@ mod tests {
                     .find(|m| m.conversation_id == c && m.user_id == u)
                     .cloned())
             });
+            let listed = members.clone();
             self.conversations.expect_members().returning(move |ids| {
-                Ok(members
+                Ok(listed
                     .iter()
                     .filter(|m| ids.contains(&m.conversation_id))
                     .cloned()
                     .collect())
             });
-            self.conversations.expect_find().returning(|id| {
-                Ok(Some(confab_domain::Conversation {
-                    id,
-                    kind: confab_domain::ConversationKind::Group,
-                    name: Some("team".into()),
-                    topic: None,
-                    created_at: now(),
-                    updated_at: now(),
-                    last_seq: Seq::new(1),
-                }))
-            });
+            self.conversations
+                .expect_find_with_members()
+                .returning(move |id| {
+                    let members: Vec<Member> = members
+                        .iter()
+                        .filter(|m| m.conversation_id == id)
+                        .cloned()
+                        .collect();
+                    Ok((!members.is_empty()).then(|| (group(id), members)))
+                });
+            self.conversations
+                .expect_find()
+                .returning(|id| Ok(Some(group(id))));
             self.messages
                 .expect_deleted_seqs()
                 .returning(|_, _| Ok(vec![]));
             self.messages
                 .expect_last_messages()
                 .returning(|_| Ok(vec![]));
+        }
+    }
+
+    /// A group holding one message.
+    fn group(id: ConversationId) -> confab_domain::Conversation {
+        confab_domain::Conversation {
+            id,
+            kind: confab_domain::ConversationKind::Group,
+            name: Some("team".into()),
+            topic: None,
+            created_at: now(),
+            updated_at: now(),
+            last_seq: Seq::new(1),
+            last_deleted_seq: Seq::ZERO,
         }
     }
 
@@ -629,10 +649,12 @@ mod tests {
         };
         let first = stored(&first, 7);
         let found = first.clone();
+        // The store's unique index answers with the first copy.
         mocks
             .messages
-            .expect_find_by_client_msg_id()
-            .returning(move |_, _| Ok(Some(found.clone())));
+            .expect_append()
+            .times(1)
+            .returning(move |_| Ok(Appended::Existing(found.clone())));
         mocks.events.expect_publish().never();
         let sent = mocks
             .service()
@@ -649,28 +671,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_resend_that_races_the_first_copy_is_answered_by_append_without_publishing() {
-        let (ann, conv) = (UserId::generate(), ConversationId::generate());
-        let mut mocks = Mocks::default();
-        mocks.member_of(conv, ann);
-        mocks
-            .messages
-            .expect_find_by_client_msg_id()
-            .returning(|_, _| Ok(None));
-        mocks
-            .messages
-            .expect_append()
-            .returning(|new| Ok(Appended::Existing(stored(&new, 3))));
-        mocks.events.expect_publish().never();
-        let sent = mocks
-            .service()
-            .send(ann, input(conv, "hi", Some("k1")), None)
-            .await
-            .unwrap();
-        assert!(!sent.created);
-    }
-
-    #[tokio::test]
     async fn reusing_a_client_msg_id_in_another_conversation_is_a_conflict() {
         let (ann, conv, other) = (
             UserId::generate(),
@@ -679,21 +679,13 @@ mod tests {
         );
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        mocks
-            .messages
-            .expect_find_by_client_msg_id()
-            .returning(move |sender, key| {
-                let new = NewMessage {
-                    id: MessageId::generate(),
-                    conversation_id: other,
-                    sender_id: sender,
-                    kind: MessageKind::Text,
-                    body: MessageBody::parse("x").unwrap(),
-                    client_msg_id: Some(key.clone()),
-                    created_at: now(),
-                };
-                Ok(Some(stored(&new, 1)))
-            });
+        mocks.messages.expect_append().returning(move |new| {
+            let first = NewMessage {
+                conversation_id: other,
+                ..new
+            };
+            Ok(Appended::Existing(stored(&first, 1)))
+        });
         let result = mocks
             .service()
             .send(ann, input(conv, "hi", Some("k1")), None)
@@ -721,13 +713,13 @@ mod tests {
     async fn a_muted_member_cannot_send() {
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
-        mocks.conversations.expect_members().returning(move |ids| {
-            Ok(vec![member(
-                ids[0],
-                ann,
-                Some(now() + chrono::Duration::minutes(1)),
-            )])
-        });
+        mocks
+            .conversations
+            .expect_find_with_members()
+            .returning(move |id| {
+                let muted = member(id, ann, Some(now() + chrono::Duration::minutes(1)));
+                Ok(Some((group(id), vec![muted])))
+            });
         mocks.messages.expect_append().never();
         let result = mocks
             .service()
@@ -1029,6 +1021,7 @@ mod tests {
             created_at: now(),
             updated_at: now(),
             last_seq: Seq::new(last_seq),
+            last_deleted_seq: Seq::ZERO,
         };
         let listed = vec![conversation(busy, 10), conversation(quiet, 4)];
         mocks
@@ -1124,7 +1117,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_resend_is_answered_without_counting_against_the_limit() {
+    async fn a_resend_over_the_limit_is_answered_with_the_first_copy() {
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
@@ -1134,8 +1127,14 @@ mod tests {
             .expect_find_by_client_msg_id()
             .returning(move |_, _| Ok(Some(first.clone())));
         let mut limiter = MockRateLimiter::new();
-        limiter.expect_hit().never();
+        limiter.expect_hit().returning(|_, _| {
+            Ok(RateDecision::Limited {
+                retry_after: std::time::Duration::from_secs(7),
+            })
+        });
         mocks.limiter = Some(limiter);
+        mocks.messages.expect_append().never();
+        mocks.events.expect_publish().never();
         assert!(
             !mocks
                 .service()

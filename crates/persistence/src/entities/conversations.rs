@@ -27,6 +27,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Seq of the newest message, 0 while empty.
     pub last_seq: i64,
+    /// Highest seq of a deleted message, 0 if none.
+    pub last_deleted_seq: i64,
 }
 
 /// Relations are declared on the side that holds the foreign key.

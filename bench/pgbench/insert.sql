@@ -1,0 +1,1 @@
+INSERT INTO bench_messages (id, conversation_id, seq, sender_id, kind, body, client_msg_id, created_at) VALUES (gen_random_uuid(), gen_random_uuid(), nextval('bench_seq'), gen_random_uuid(), 'text', 't:12345678901', NULL, now());
