@@ -13,7 +13,7 @@ use confab_api::ws::{
     AckResult, ClientEnvelope, ClientFrame, PresenceStatus, ServerFrame, SkippedRange, SyncCursor,
     TypingState,
 };
-use confab_app::{AppError, SendInput, Services, SessionId};
+use confab_app::{AppError, SendInput, Sent, Services, SessionId};
 use confab_domain::{ConversationId, Message, MessageId, Seq, UserId};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
@@ -252,6 +252,9 @@ impl Socket {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
+        // At most one frame's call at a time: frames are answered in the order they came, and
+        // the next frame is not read until this one is answered.
+        let mut in_flight: Option<InFlight> = None;
         loop {
             let gap_deadline = self.sequencer.next_deadline(self.config.gap_patience);
             let typing_deadline = self.typing.values().map(|t| t.expires_at).min();
@@ -268,7 +271,18 @@ impl Socket {
                     return Exit::Close(CloseCode::Policy, "too slow: outbound queue full");
                 }
                 Some(outbound) = queue.recv() => self.forward(outbound).await,
-                incoming = stream.recv() => {
+                answer = async {
+                    match in_flight.as_mut() {
+                        Some(call) => call.await,
+                        None => std::future::pending().await,
+                    }
+                }, if in_flight.is_some() => {
+                    in_flight = None;
+                    // What the client sent while the call ran is read from now on.
+                    last_heard = Instant::now();
+                    Box::pin(self.reply(answer)).await
+                }
+                incoming = stream.recv(), if in_flight.is_none() => {
                     let message = match incoming {
                         None => return Exit::ClientLeft,
                         Some(Ok(message)) => message,
@@ -280,7 +294,13 @@ impl Socket {
                     };
                     last_heard = Instant::now();
                     match message {
-                        AggregatedMessage::Text(text) => Box::pin(self.answer(&text)).await,
+                        AggregatedMessage::Text(text) => match Box::pin(self.answer(&text)).await {
+                            Ok(call) => {
+                                in_flight = call;
+                                Ok(())
+                            }
+                            Err(exit) => Err(exit),
+                        },
                         AggregatedMessage::Binary(_) => {
                             let reply = ServerFrame::from(confab_api::ws::FrameError {
                                 reference: None,
@@ -295,7 +315,9 @@ impl Socket {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() >= self.config.heartbeat * 2 {
+                    // While a call is in flight the socket does not read, so it cannot have
+                    // heard the client: silence then is not the client's.
+                    if in_flight.is_none() && last_heard.elapsed() >= self.config.heartbeat * 2 {
                         return Exit::Close(CloseCode::Policy, "heartbeat timeout");
                     }
                     self.guarded(|s| Box::pin(s.session.ping(b""))).await
@@ -331,18 +353,41 @@ impl Socket {
         }
     }
 
-    /// The reply to one text frame: an `ack`, a `pong`, `sync` output, or an `error`; never a
-    /// dropped socket.
-    async fn answer(&mut self, text: &str) -> Written {
+    /// Reads one text frame. What this socket answers from its own state (`ping`, `typing`,
+    /// `sync`, a frame it cannot read) is answered now. What needs the use cases is returned as
+    /// an [`InFlight`] call, which runs while the socket goes on forwarding frames to its
+    /// client: a slow send must not hold up the messages that arrive meanwhile.
+    async fn answer(&mut self, text: &str) -> Result<Option<InFlight>, Exit> {
         let envelope = match ClientEnvelope::parse(text) {
             Ok(envelope) => envelope,
-            Err(error) => return self.send(&error.into()).await,
+            Err(error) => return self.send(&error.into()).await.map(|()| None),
         };
         let reference = envelope.reference;
         let user = self.user;
+        let id = self.id;
         let services = self.services.clone();
-        let result = match envelope.frame {
-            ClientFrame::Ping {} => return self.send(&ServerFrame::Pong { reference }).await,
+        let call: InFlight = match envelope.frame {
+            ClientFrame::Ping {} => {
+                return self
+                    .send(&ServerFrame::Pong { reference })
+                    .await
+                    .map(|()| None);
+            }
+            ClientFrame::Typing {
+                conversation_id,
+                state,
+            } => {
+                return match self
+                    .typing(ConversationId::from_uuid(conversation_id), state)
+                    .await
+                {
+                    Ok(()) => Ok(None),
+                    Err(error) => self.fail(reference, &error).await.map(|()| None),
+                };
+            }
+            ClientFrame::Sync { cursors } => {
+                return self.sync(reference, cursors).await.map(|()| None);
+            }
             ClientFrame::MessageSend {
                 conversation_id,
                 body,
@@ -350,91 +395,117 @@ impl Socket {
             } => {
                 let conversation = ConversationId::from_uuid(conversation_id);
                 // Sending ends typing, as it does in every chat app.
-                if self.typing.remove(&conversation).is_some() {
-                    let _ = services
-                        .conversations
-                        .typing(user, conversation, false)
-                        .await;
-                }
-                let input = SendInput {
-                    conversation_id: conversation,
-                    body,
-                    client_msg_id,
-                };
-                match services.messages.send(user, input, Some(self.id)).await {
-                    Ok(sent) => {
-                        let ack = ServerFrame::Ack {
-                            reference,
-                            result: AckResult::Sent {
-                                message: (&sent.message).into(),
-                            },
-                        };
-                        let Some(ack) = encode(&ack) else {
-                            return Ok(());
-                        };
-                        // The ack stands in for this socket's copy of the message: it takes the
-                        // message's place in the conversation's order. A resend's ack goes now.
-                        if sent.created {
-                            let ready = self.sequencer.offer(
-                                conversation,
-                                sent.message.seq,
-                                ack,
-                                Instant::now(),
-                            );
-                            return self.write_all(ready).await;
-                        }
-                        return self.write(ack).await;
+                let was_typing = self.typing.remove(&conversation).is_some();
+                Box::pin(async move {
+                    if was_typing {
+                        let _ = services
+                            .conversations
+                            .typing(user, conversation, false)
+                            .await;
                     }
-                    Err(error) => Err(error),
-                }
+                    let input = SendInput {
+                        conversation_id: conversation,
+                        body,
+                        client_msg_id,
+                    };
+                    Answer::Sent {
+                        reference,
+                        result: services.messages.send(user, input, Some(id)).await,
+                    }
+                })
             }
             ClientFrame::MessageRead {
                 conversation_id,
                 seq,
-            } => services
-                .conversations
-                .mark_read(user, ConversationId::from_uuid(conversation_id), seq)
-                .await
-                .map(|state| cursors(conversation_id, state)),
+            } => Box::pin(async move {
+                let result = services
+                    .conversations
+                    .mark_read(user, ConversationId::from_uuid(conversation_id), seq)
+                    .await
+                    .map(|state| cursors(conversation_id, state));
+                Answer::Done { reference, result }
+            }),
             ClientFrame::Delivered {
                 conversation_id,
                 seq,
-            } => services
-                .conversations
-                .mark_delivered(user, ConversationId::from_uuid(conversation_id), seq)
-                .await
-                .map(|state| cursors(conversation_id, state)),
-            ClientFrame::MessageEdit { message_id, body } => services
-                .messages
-                .edit(user, MessageId::from_uuid(message_id), &body, None)
-                .await
-                .map(|message| AckResult::Sent {
-                    message: (&message).into(),
-                }),
-            ClientFrame::MessageDelete { message_id } => services
-                .messages
-                .delete(user, MessageId::from_uuid(message_id), None)
-                .await
-                .map(|message| AckResult::Sent {
-                    message: (&message).into(),
-                }),
-            ClientFrame::Typing {
-                conversation_id,
-                state,
-            } => {
-                match self
-                    .typing(ConversationId::from_uuid(conversation_id), state)
+            } => Box::pin(async move {
+                let result = services
+                    .conversations
+                    .mark_delivered(user, ConversationId::from_uuid(conversation_id), seq)
                     .await
-                {
-                    Ok(()) => return Ok(()),
-                    Err(error) => Err(error),
-                }
-            }
-            ClientFrame::Sync { cursors } => return self.sync(reference, cursors).await,
+                    .map(|state| cursors(conversation_id, state));
+                Answer::Done { reference, result }
+            }),
+            ClientFrame::MessageEdit { message_id, body } => Box::pin(async move {
+                let result = services
+                    .messages
+                    .edit(user, MessageId::from_uuid(message_id), &body, None)
+                    .await
+                    .map(|message| AckResult::Sent {
+                        message: (&message).into(),
+                    });
+                Answer::Done { reference, result }
+            }),
+            ClientFrame::MessageDelete { message_id } => Box::pin(async move {
+                let result = services
+                    .messages
+                    .delete(user, MessageId::from_uuid(message_id), None)
+                    .await
+                    .map(|message| AckResult::Sent {
+                        message: (&message).into(),
+                    });
+                Answer::Done { reference, result }
+            }),
         };
-        match result {
-            Ok(result) => self.send(&ServerFrame::Ack { reference, result }).await,
-            Err(error) => self.fail(reference, &error).await,
+        Ok(Some(call))
+    }
+
+    /// Replies to a frame whose use-case call has finished: an `ack` or an `error`.
+    async fn reply(&mut self, answer: Answer) -> Written {
+        match answer {
+            Answer::Sent {
+                reference,
+                result: Ok(sent),
+            } => {
+                let message = &sent.message;
+                let Some(ack) = encode(&ServerFrame::Ack {
+                    reference,
+                    result: AckResult::Sent {
+                        message: message.into(),
+                    },
+                }) else {
+                    return Ok(());
+                };
+                // The ack stands in for this socket's copy of the message: it takes the
+                // message's place in the conversation's order. A resend's ack goes now, and so
+                // does an ack whose place a gap fill already took (the send was slow).
+                let passed = self
+                    .sequencer
+                    .position(message.conversation_id)
+                    .is_some_and(|(_, next)| next >= message.seq);
+                if sent.created && !passed {
+                    let ready = self.sequencer.offer(
+                        message.conversation_id,
+                        message.seq,
+                        ack,
+                        Instant::now(),
+                    );
+                    return self.write_all(ready).await;
+                }
+                self.write(ack).await
+            }
+            Answer::Sent {
+                reference,
+                result: Err(error),
+            }
+            | Answer::Done {
+                reference,
+                result: Err(error),
+            } => self.fail(reference, &error).await,
+            Answer::Done {
+                reference,
+                result: Ok(result),
+            } => self.send(&ServerFrame::Ack { reference, result }).await,
         }
     }
 
@@ -707,6 +778,23 @@ impl Socket {
             Err(_) => Err(Exit::Stalled),
         }
     }
+}
+
+/// A frame's use-case call, running while the socket forwards what arrives meanwhile.
+type InFlight = std::pin::Pin<Box<dyn Future<Output = Answer>>>;
+
+/// What a frame's use-case call came to, for [`Socket::reply`].
+enum Answer {
+    /// `message.send`: the ack takes the message's place in its conversation's order.
+    Sent {
+        reference: Option<String>,
+        result: Result<Sent, AppError>,
+    },
+    /// Anything else: acknowledged as it finishes.
+    Done {
+        reference: Option<String>,
+        result: Result<AckResult, AppError>,
+    },
 }
 
 /// A `sync` step failed: a use-case error (answered, then the sync goes on) or a write

@@ -76,6 +76,40 @@ async fn the_rate_limit_holds_across_instances_under_concurrency() {
 }
 
 #[tokio::test]
+async fn hits_counted_together_keep_each_keys_own_count_and_limit() {
+    let prefix = unique_prefix();
+    let Some(connection) = instance(&prefix, "i1").await else {
+        return;
+    };
+    let limiter = Arc::new(RedisRateLimiter::new(connection));
+    // Sent at once, so that they share script calls: three senders with different limits.
+    let senders = [("ann", 5), ("bob", 10), ("cy", 60)];
+    let hits = (0..90).map(|i| {
+        let limiter = limiter.clone();
+        let (who, max) = senders[i % 3];
+        tokio::spawn(async move {
+            let decision = limiter
+                .hit(&format!("send:group:{who}"), RateLimit::per_minute(max))
+                .await
+                .unwrap();
+            (who, decision)
+        })
+    });
+    let decisions: Vec<(&str, RateDecision)> = futures_util::future::join_all(hits)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for (who, max) in senders {
+        let allowed = decisions
+            .iter()
+            .filter(|(w, d)| *w == who && *d == RateDecision::Allowed)
+            .count();
+        assert_eq!(allowed, usize::try_from(max.min(30)).unwrap(), "{who}");
+    }
+}
+
+#[tokio::test]
 async fn a_user_is_online_while_any_instance_holds_one_of_their_sockets() {
     let prefix = unique_prefix();
     let (Some(first), Some(second)) =
