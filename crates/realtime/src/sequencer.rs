@@ -213,17 +213,22 @@ impl Sequencer {
 mod tests {
     use super::*;
 
+    /// An empty sequencer, a conversation and the time now.
+    fn fresh() -> (Sequencer, ConversationId, Instant) {
+        (
+            Sequencer::default(),
+            ConversationId::generate(),
+            Instant::now(),
+        )
+    }
+
     fn frame(seq: u64) -> ByteString {
         ByteString::from(format!("m{seq}"))
     }
 
     #[test]
     fn in_order_messages_go_straight_out_and_repeats_are_dropped() {
-        let (mut seq, c, now) = (
-            Sequencer::default(),
-            ConversationId::generate(),
-            Instant::now(),
-        );
+        let (mut seq, c, now) = fresh();
         seq.start_at(c, Seq::new(3));
         assert_eq!(seq.offer(c, Seq::new(4), frame(4), now), vec![frame(4)]);
         assert!(seq.offer(c, Seq::new(4), frame(4), now).is_empty());
@@ -233,11 +238,7 @@ mod tests {
 
     #[test]
     fn an_early_message_waits_for_the_ones_before_it() {
-        let (mut seq, c, now) = (
-            Sequencer::default(),
-            ConversationId::generate(),
-            Instant::now(),
-        );
+        let (mut seq, c, now) = fresh();
         seq.start_at(c, Seq::ZERO);
         assert!(seq.offer(c, Seq::new(2), frame(2), now).is_empty());
         assert!(seq.offer(c, Seq::new(3), frame(3), now).is_empty());
@@ -250,11 +251,7 @@ mod tests {
 
     #[test]
     fn a_gap_left_open_is_reported_after_the_patience_and_can_be_skipped() {
-        let (mut seq, c, t0) = (
-            Sequencer::default(),
-            ConversationId::generate(),
-            Instant::now(),
-        );
+        let (mut seq, c, t0) = fresh();
         let patience = Duration::from_millis(500);
         seq.start_at(c, Seq::new(5));
         assert!(seq.offer(c, Seq::new(8), frame(8), t0).is_empty());
@@ -281,11 +278,7 @@ mod tests {
 
     #[test]
     fn giving_up_on_a_gap_passes_over_only_that_gap() {
-        let (mut seq, c, t0) = (
-            Sequencer::default(),
-            ConversationId::generate(),
-            Instant::now(),
-        );
+        let (mut seq, c, t0) = fresh();
         let patience = Duration::from_millis(500);
         seq.start_at(c, Seq::new(5));
         // 6 and 8 were lost; 7 and 9 wait.
@@ -319,11 +312,7 @@ mod tests {
 
     #[test]
     fn a_failed_fill_is_tried_again_after_the_patience() {
-        let (mut seq, c, t0) = (
-            Sequencer::default(),
-            ConversationId::generate(),
-            Instant::now(),
-        );
+        let (mut seq, c, t0) = fresh();
         let patience = Duration::from_millis(500);
         seq.start_at(c, Seq::new(1));
         assert!(seq.offer(c, Seq::new(3), frame(3), t0).is_empty());
@@ -336,11 +325,7 @@ mod tests {
 
     #[test]
     fn a_lost_last_message_is_noticed_from_the_conversations_newest_seq() {
-        let (mut seq, c, t0) = (
-            Sequencer::default(),
-            ConversationId::generate(),
-            Instant::now(),
-        );
+        let (mut seq, c, t0) = fresh();
         let patience = Duration::from_millis(500);
         seq.start_at(c, Seq::new(2));
         assert_eq!(seq.offer(c, Seq::new(3), frame(3), t0), vec![frame(3)]);
@@ -364,11 +349,7 @@ mod tests {
 
     #[test]
     fn a_conversation_first_seen_live_starts_at_that_message() {
-        let (mut seq, c, now) = (
-            Sequencer::default(),
-            ConversationId::generate(),
-            Instant::now(),
-        );
+        let (mut seq, c, now) = fresh();
         assert_eq!(seq.offer(c, Seq::new(41), frame(41), now), vec![frame(41)]);
         assert_eq!(seq.position(c), Some((Seq::new(40), Seq::new(41))));
     }
