@@ -159,6 +159,12 @@ impl TestApp {
         }
     }
 
+    /// The server's database, for tests that set up what no client can (a lock held by
+    /// another writer, say).
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
+    }
+
     /// Whether the server runs on Postgres (rather than SQLite).
     pub fn is_postgres(&self) -> bool {
         self.database.is_postgres()

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use confab_api::ws::{ClientFrame, PresenceStatus, ServerFrame, SyncCursor, TypingState};
+use confab_api::ws::{
+    AckResult, ClientFrame, PresenceStatus, ServerFrame, SyncCursor, TypingState,
+};
 use confab_api::{ErrorCode, Message};
 use confab_realtime::SocketConfig;
 use confab_tests::{TestApp, TestUser, WAIT};
@@ -805,4 +807,46 @@ async fn too_many_connection_attempts_from_one_address_are_refused() {
         device.close().await;
     }
     assert_eq!(refused_status(&app, &ann).await, 429);
+}
+
+#[tokio::test]
+async fn what_arrives_for_a_user_is_not_held_up_by_their_own_slow_send() {
+    let app = TestApp::spawn().await;
+    let (ann, bob) = (app.signup("ann").await, app.signup("bob").await);
+    let (_, direct) = app.open_direct(&ann, &bob).await;
+    let (mut ann_socket, _) = Device::connect(&app, &ann).await;
+    let (mut bob_socket, _) = Device::connect(&app, &bob).await;
+    ann_socket.drain().await;
+    bob_socket.drain().await;
+
+    // Another writer holds the conversation, so ann's send waits for it.
+    let held = app.database().hold_conversation(direct.id).await;
+    let sent = ann_socket
+        .send(&ClientFrame::MessageSend {
+            conversation_id: direct.id,
+            body: Some("hello".into()),
+            client_msg_id: None,
+        })
+        .await;
+    bob_socket
+        .send(&ClientFrame::Typing {
+            conversation_id: direct.id,
+            state: TypingState::Start,
+        })
+        .await;
+    let first = ann_socket
+        .wait_for(|f| matches!(f, ServerFrame::Typing { .. } | ServerFrame::Ack { .. }))
+        .await;
+    assert!(
+        matches!(first, ServerFrame::Typing { user_id, .. } if user_id == bob.id),
+        "bob's typing reaches ann while her send waits, not after it: got {first:?}"
+    );
+
+    held.release().await;
+    let ack = ann_socket
+        .wait_for(|f| matches!(f, ServerFrame::Ack { reference: Some(r), .. } if *r == sent))
+        .await;
+    assert!(
+        matches!(ack, ServerFrame::Ack { result: AckResult::Sent { message }, .. } if message.seq == 1 && message.body.as_deref() == Some("hello"))
+    );
 }

@@ -8,8 +8,13 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+};
 
+use crate::entities::conversations;
 use crate::{connect, migrate_up};
 
 /// The variable that points the tests at a Postgres server.
@@ -48,6 +53,25 @@ impl TestDatabase {
             Ok(server_url) if !server_url.trim().is_empty() => Self::postgres(server_url).await,
             _ => Self::sqlite().await,
         }
+    }
+
+    /// Holds a write on conversation `id`'s row open, as another writer's long transaction
+    /// would: messages appended to it wait until [`HeldConversation::release`]. For tests of
+    /// what clients see while a send is slow.
+    pub async fn hold_conversation(&self, id: uuid::Uuid) -> HeldConversation {
+        let transaction = self.db.begin().await.expect("begin a transaction");
+        // Writes the row without changing it: on Postgres that takes the row's lock, on
+        // SQLite the database's write lock.
+        conversations::Entity::update_many()
+            .col_expr(
+                conversations::Column::LastSeq,
+                Expr::col(conversations::Column::LastSeq),
+            )
+            .filter(conversations::Column::Id.eq(id))
+            .exec(&transaction)
+            .await
+            .expect("write the conversation's row");
+        HeldConversation { transaction }
     }
 
     /// Whether this database is on Postgres rather than SQLite.
@@ -211,5 +235,21 @@ mod tests {
         );
         assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+    }
+}
+
+/// A write held open on a conversation's row (see [`TestDatabase::hold_conversation`]).
+#[derive(Debug)]
+pub struct HeldConversation {
+    transaction: DatabaseTransaction,
+}
+
+impl HeldConversation {
+    /// Ends the held transaction without changing anything; waiting appends go on.
+    pub async fn release(self) {
+        self.transaction
+            .rollback()
+            .await
+            .expect("roll the held transaction back");
     }
 }
