@@ -162,14 +162,8 @@ impl Sequencer {
         let mut ready = Vec::new();
         if track.next < last_missing {
             // Whatever is held inside the gap goes out in order; the rest is passed over.
-            let inside: Vec<Seq> = track
-                .early
-                .range(..=last_missing)
-                .map(|(s, _)| *s)
-                .collect();
-            for seq in inside {
-                ready.extend(track.early.remove(&seq));
-            }
+            let behind = track.early.split_off(&gap.before);
+            ready.extend(std::mem::replace(&mut track.early, behind).into_values());
             track.next = last_missing;
         }
         track.waiting_since = None;
@@ -308,6 +302,25 @@ mod tests {
             seq.offer(c, Seq::new(8), frame(8), t1),
             vec![frame(8), frame(9)]
         );
+    }
+
+    #[test]
+    fn what_storage_found_inside_a_gap_goes_out_in_order_when_the_rest_is_given_up() {
+        let (mut seq, c, t0) = fresh();
+        let patience = Duration::from_millis(500);
+        seq.start_at(c, Seq::new(5));
+        assert!(seq.offer(c, Seq::new(8), frame(8), t0).is_empty());
+        let gaps = seq.overdue(t0 + patience, patience);
+        // Storage has 7 but not 6 (deleted, say): 7 waits for 6 until the gap is given up on.
+        assert!(
+            seq.offer(c, Seq::new(7), frame(7), t0 + patience)
+                .is_empty()
+        );
+        assert_eq!(
+            seq.skip_gap(gaps[0], t0 + patience),
+            vec![frame(7), frame(8)]
+        );
+        assert_eq!(seq.position(c), Some((Seq::new(5), Seq::new(8))));
     }
 
     #[test]

@@ -615,7 +615,8 @@ impl Socket {
     }
 
     /// Offers what storage holds from the gap up to the newest seq the socket knows of, a page
-    /// at a time: one pass fills every gap of the conversation that storage can fill.
+    /// at a time: one pass fills every gap of the conversation that storage can fill. It reads
+    /// to the end on purpose: whatever of the gap is still missing afterwards is given up on.
     async fn fill_gap(&mut self, gap: Gap) -> Result<(), SyncError> {
         let mut after = gap.after;
         while after < gap.until {

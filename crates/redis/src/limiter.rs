@@ -80,11 +80,17 @@ async fn count_batches(connection: RedisConnection, mut incoming: mpsc::Receiver
     let script = Script::from_lua(HIT);
     let mut batch = Vec::with_capacity(BATCH);
     while incoming.recv_many(&mut batch, BATCH).await > 0 {
-        let keys: Vec<String> = batch.iter().map(|(key, _, _)| key.clone()).collect();
-        let windows: Vec<u64> = batch.iter().map(|(_, window, _)| *window).collect();
+        let mut keys = Vec::with_capacity(batch.len());
+        let mut windows = Vec::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(batch.len());
+        for (key, window, answer) in batch.drain(..) {
+            keys.push(key);
+            windows.push(window);
+            answers.push(answer);
+        }
         match count(&connection, &script, keys, windows).await {
             Ok(counts) => {
-                for ((_, _, answer), counted) in batch.drain(..).zip(counts) {
+                for (answer, counted) in answers.into_iter().zip(counts) {
                     let _ = answer.send(Ok(counted));
                 }
             }
@@ -92,7 +98,7 @@ async fn count_batches(connection: RedisConnection, mut incoming: mpsc::Receiver
             // everyone's: each caller gets it, and the send fails rather than going uncounted.
             Err(error) => {
                 let text = error.to_string();
-                for (_, _, answer) in batch.drain(..) {
+                for answer in answers {
                     let _ = answer.send(Err(StoreError::Backend(text.clone().into())));
                 }
             }
