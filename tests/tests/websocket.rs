@@ -9,6 +9,8 @@ use confab_api::ws::{ClientFrame, ServerFrame};
 use confab_realtime::SocketConfig;
 use confab_tests::reqwest::StatusCode;
 use confab_tests::{Closed, TestApp, TestUser, WsClient, mint_token};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use uuid::Uuid;
@@ -695,4 +697,111 @@ async fn sending_faster_than_the_limit_over_the_socket_is_an_error_with_retry_af
     );
     // The socket stays open.
     assert!(socket.barrier().await.is_empty());
+}
+
+/// Opens a raw TCP connection to the app and writes `bytes` in one go.
+async fn raw_connection(app: &TestApp, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// A client text frame, masked (with the all-zero key, which leaves the payload as it is).
+fn masked_text_frame(payload: &str) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).expect("a short frame");
+    assert!(len < 126, "a short frame");
+    let mut frame = vec![0x81, 0x80 | len, 0, 0, 0, 0];
+    frame.extend_from_slice(payload.as_bytes());
+    frame
+}
+
+#[tokio::test]
+async fn a_frame_sent_right_behind_the_handshake_is_answered() {
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let (app, ann, _bob, _direct) = ann_and_bob().await;
+    // A client that does not wait for the 101: its first frame arrives in the same packet as
+    // the handshake, so the server has read it before the connection becomes a WebSocket.
+    let mut bytes = format!(
+        "GET /api/v1/ws?token={} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        ann.token
+    )
+    .into_bytes();
+    bytes.extend(masked_text_frame(r#"{"type": "ping", "ref": "early"}"#));
+    let mut stream = raw_connection(&app, &bytes).await;
+
+    let mut read = Vec::new();
+    let head_end = loop {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("the handshake is answered in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the server closed the connection during the handshake"
+        );
+        read.extend_from_slice(&chunk[..n]);
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&read[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    let mut socket = tokio_tungstenite::WebSocketStream::from_partially_read(
+        stream,
+        read[head_end..].to_vec(),
+        Role::Client,
+        None,
+    )
+    .await;
+    let mut types = Vec::new();
+    while !types.iter().any(|t| t == "pong") {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the pong comes in time")
+            .expect("the socket stays open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "pong" {
+                assert_eq!(frame["ref"], "early");
+            }
+            types.push(frame["type"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(types.first().map(String::as_str), Some("hello"));
+    assert!(types.iter().any(|t| t == "sync.done"), "{types:?}");
+}
+
+#[tokio::test]
+async fn an_upgrade_request_to_another_route_gets_that_routes_answer() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn().await;
+    let mut stream = raw_connection(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\n\r\n",
+    )
+    .await;
+
+    // Answered like any request, then closed: the connection cannot go back to plain HTTP.
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the answer comes, and the connection closes, in time")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
 }

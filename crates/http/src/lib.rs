@@ -9,6 +9,7 @@ mod caller;
 mod error;
 mod logging;
 mod routes;
+mod server;
 mod state;
 
 use actix_web::body::MessageBody;
@@ -18,6 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use caller::Caller;
 pub use error::ApiError;
+pub use server::serve;
 pub use state::HttpState;
 
 /// The largest JSON body accepted, in bytes.

@@ -1,17 +1,17 @@
 //! Turning committed events into frames for this instance's sockets.
 
-use bytestring::ByteString;
 use confab_api::ConversationUpdate;
 use confab_api::ws::{PresenceStatus, ServerFrame, TypingState};
 use confab_app::{Event, MemberActivity};
 use confab_domain::Role;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{Hub, Outbound};
 
 /// Serializes a frame; a frame that cannot be serialized is a bug, logged and not delivered.
-pub(crate) fn encode(frame: &ServerFrame) -> Option<ByteString> {
+pub(crate) fn encode(frame: &ServerFrame) -> Option<Utf8Bytes> {
     match serde_json::to_string(frame) {
-        Ok(text) => Some(ByteString::from(text)),
+        Ok(text) => Some(Utf8Bytes::from(text)),
         Err(error) => {
             tracing::error!(%error, "could not serialize a frame; it is not delivered");
             None
@@ -203,8 +203,8 @@ impl Templates {
     fn render(
         &mut self,
         member: &MemberActivity,
-        encode: impl Fn(&MemberActivity) -> Option<ByteString>,
-    ) -> Option<ByteString> {
+        encode: impl Fn(&MemberActivity) -> Option<Utf8Bytes>,
+    ) -> Option<Utf8Bytes> {
         let index = match self
             .by_role
             .iter()
@@ -247,14 +247,14 @@ impl Template {
         })
     }
 
-    fn with(&self, count: u64) -> ByteString {
+    fn with(&self, count: u64) -> Utf8Bytes {
         use std::fmt::Write;
         // 20 digits hold any u64.
         let mut text = String::with_capacity(self.before.len() + 20 + self.after.len());
         text.push_str(&self.before);
         let _ = write!(text, "{count}");
         text.push_str(&self.after);
-        ByteString::from(text)
+        Utf8Bytes::from(text)
     }
 }
 

@@ -1,10 +1,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use bytestring::ByteString;
 use confab_app::SessionId;
 use confab_domain::{ConversationId, Seq, UserId};
 use tokio::sync::{Notify, mpsc, watch};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{Interest, NoInterest};
 
@@ -12,7 +12,7 @@ use crate::{Interest, NoInterest};
 #[derive(Debug, Clone)]
 pub struct Outbound {
     /// The frame.
-    pub text: ByteString,
+    pub text: Utf8Bytes,
     /// For `message.new`: the message's place, so the socket keeps each conversation in order
     /// and sends each message once.
     pub position: Option<(ConversationId, Seq)>,
@@ -217,7 +217,7 @@ mod tests {
 
     fn text(text: &str) -> Outbound {
         Outbound {
-            text: ByteString::from(text),
+            text: Utf8Bytes::from(text),
             position: None,
             newest: None,
         }

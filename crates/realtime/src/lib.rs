@@ -23,4 +23,4 @@ pub use interest::{Interest, NoInterest};
 pub use limits::InProcessRateLimiter;
 pub use presence::InProcessPresence;
 pub use publisher::InProcessPublisher;
-pub use session::{SocketConfig, start_socket};
+pub use session::{SocketConfig, SocketUpgrade, start_socket};

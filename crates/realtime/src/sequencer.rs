@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bytestring::ByteString;
 use confab_domain::{ConversationId, Seq};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// One conversation as seen by one socket.
 #[derive(Debug)]
@@ -21,7 +21,7 @@ struct Track {
     origin: Seq,
     next: Seq,
     /// Early arrivals, waiting for the seqs before them.
-    early: BTreeMap<Seq, ByteString>,
+    early: BTreeMap<Seq, Utf8Bytes>,
     /// The newest seq the socket has heard of (from `conversation.updated`), though the
     /// message itself has not arrived: a lost last message shows as `next < known`.
     known: Seq,
@@ -81,9 +81,9 @@ impl Sequencer {
         &mut self,
         conversation: ConversationId,
         seq: Seq,
-        frame: ByteString,
+        frame: Utf8Bytes,
         now: Instant,
-    ) -> Vec<ByteString> {
+    ) -> Vec<Utf8Bytes> {
         let track = self.tracks.entry(conversation).or_insert_with(|| {
             // First sight of this conversation on this socket (it is new, or the user just
             // joined it): this message is where the socket's range begins.
@@ -154,7 +154,7 @@ impl Sequencer {
     /// Gives up on what storage could not fill of `gap` (it was deleted, or the user may not
     /// see it): what waits behind it goes out. Only `gap` is given up on: a gap behind it that
     /// the fill did not reach starts its own wait.
-    pub(crate) fn skip_gap(&mut self, gap: Gap, now: Instant) -> Vec<ByteString> {
+    pub(crate) fn skip_gap(&mut self, gap: Gap, now: Instant) -> Vec<Utf8Bytes> {
         let Some(track) = self.tracks.get_mut(&gap.conversation_id) else {
             return Vec::new();
         };
@@ -181,7 +181,7 @@ impl Sequencer {
         }
     }
 
-    fn release(track: &mut Track, now: Instant) -> Vec<ByteString> {
+    fn release(track: &mut Track, now: Instant) -> Vec<Utf8Bytes> {
         let mut ready = Vec::new();
         while let Some(entry) = track.early.first_entry() {
             if *entry.key() != track.next.next() {
@@ -216,8 +216,8 @@ mod tests {
         )
     }
 
-    fn frame(seq: u64) -> ByteString {
-        ByteString::from(format!("m{seq}"))
+    fn frame(seq: u64) -> Utf8Bytes {
+        Utf8Bytes::from(format!("m{seq}"))
     }
 
     #[test]

@@ -4,19 +4,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{
-    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
-};
-use bytestring::ByteString;
+use actix_web::{HttpRequest, HttpResponse};
 use confab_api::ws::{
     AckResult, ClientEnvelope, ClientFrame, PresenceStatus, ServerFrame, SkippedRange, SyncCursor,
     TypingState,
 };
 use confab_app::{AppError, SendInput, Sent, Services, SessionId};
 use confab_domain::{ConversationId, Message, MessageId, Seq, UserId};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 use tracing::Instrument;
 
 use crate::deliver::encode;
@@ -58,53 +60,115 @@ impl Default for SocketConfig {
     }
 }
 
-/// Upgrades an authenticated request to a WebSocket for `user` and serves it in the background
-/// until either side leaves.
+/// What an idle socket's read buffer starts at, in bytes. A read fills the buffer's whole
+/// capacity, so this is what every socket keeps resident; client frames are small, and a larger
+/// frame grows the buffer for as long as it takes to read it.
+const READ_BUFFER: usize = 1024;
+
+/// Frames a socket collects before it writes them; a flush writes whatever is collected. A
+/// burst of frames for one client (a backlog, a gap fill) goes out in few writes.
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// Answers a WebSocket handshake for `user`: the `101 Switching Protocols` response, carrying
+/// the [`SocketUpgrade`] that serves the socket once the HTTP server hands over the connection
+/// (see `confab_http::serve`).
+///
+/// The WebSocket is served by tokio-tungstenite on the bare TCP stream rather than by the HTTP
+/// server: an HTTP/1 connection keeps an 8 KiB read buffer and an 8 KiB write buffer for its
+/// whole life, and most sockets spend theirs idle.
 pub fn start_socket(
     req: &HttpRequest,
-    body: web::Payload,
     user: UserId,
     services: Services,
     hub: Arc<Hub>,
     config: SocketConfig,
-) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, stream) = actix_ws::handle(req, body)?;
-    let stream = stream
-        .max_frame_size(config.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(config.max_frame_bytes);
-    let id = SessionId::generate();
-    let (outbound, queue) = mpsc::channel(config.outbound_capacity);
-    let overflow = Arc::new(Notify::new());
-    // Registered before the backlog is read, so nothing committed from now on is missed: it
-    // is either in the backlog or in the queue (or both, and sent once).
-    hub.register(user, id, SocketHandle::new(outbound, overflow.clone()));
-    let closing = hub.closing();
-    let interest = hub.interest();
-    let socket = Socket {
-        id,
+) -> Result<HttpResponse, actix_http::ws::HandshakeError> {
+    let mut response: HttpResponse = actix_http::ws::handshake(req.head())?
+        .finish()
+        .map_into_boxed_body()
+        .into();
+    response.extensions_mut().insert(SocketUpgrade {
         user,
         services,
+        hub,
         config,
-        session,
-        sequencer: Sequencer::default(),
-        typing: HashMap::new(),
-    };
-    let span = tracing::info_span!("socket", session_id = %id, user_id = %user);
-    actix_web::rt::spawn(
-        async move {
-            tracing::info!("socket connected");
-            // Subscribed before the backlog is read: whatever is committed elsewhere from now
-            // on reaches this socket live, or is in the backlog, or both (and is sent once).
-            interest.arrive(user).await;
-            let reason = socket.run(stream, queue, overflow, closing).await;
-            hub.unregister(user, id);
-            interest.leave(user).await;
-            tracing::info!(reason, "socket closed");
-        }
-        .instrument(span),
-    );
+    });
     Ok(response)
+}
+
+/// A socket admitted by its handshake, waiting for its connection: the HTTP server takes it
+/// from the `101` response and calls [`SocketUpgrade::serve`] with the TCP stream.
+pub struct SocketUpgrade {
+    user: UserId,
+    services: Services,
+    hub: Arc<Hub>,
+    config: SocketConfig,
+}
+
+impl std::fmt::Debug for SocketUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketUpgrade")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketUpgrade {
+    /// Serves the WebSocket on `io`, in the background, until either side leaves. `read_ahead`
+    /// is whatever the client sent after its handshake that the HTTP server had already read.
+    /// Must be called on a Tokio `LocalSet` (an actix worker).
+    pub fn serve(self, io: TcpStream, read_ahead: Vec<u8>) {
+        let Self {
+            user,
+            services,
+            hub,
+            config,
+        } = self;
+        let id = SessionId::generate();
+        let (outbound, queue) = mpsc::channel(config.outbound_capacity);
+        let overflow = Arc::new(Notify::new());
+        // Registered before the backlog is read, so nothing committed from now on is missed: it
+        // is either in the backlog or in the queue (or both, and sent once).
+        hub.register(user, id, SocketHandle::new(outbound, overflow.clone()));
+        let closing = hub.closing();
+        let interest = hub.interest();
+        let span = tracing::info_span!("socket", session_id = %id, user_id = %user);
+        actix_web::rt::spawn(
+            async move {
+                let ws_config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER)
+                    .write_buffer_size(WRITE_BUFFER)
+                    .max_frame_size(Some(config.max_frame_bytes))
+                    .max_message_size(Some(config.max_frame_bytes));
+                let ws = WebSocketStream::from_partially_read(
+                    io,
+                    read_ahead,
+                    Role::Server,
+                    Some(ws_config),
+                )
+                .await;
+                let socket = Box::new(Socket {
+                    id,
+                    user,
+                    services,
+                    config,
+                    ws,
+                    sequencer: Sequencer::default(),
+                    typing: HashMap::new(),
+                });
+                tracing::info!("socket connected");
+                // Subscribed before the backlog is read: whatever is committed elsewhere from
+                // now on reaches this socket live, or is in the backlog, or both (and is sent
+                // once).
+                interest.arrive(user).await;
+                let reason = socket.run(queue, overflow, closing).await;
+                hub.unregister(user, id);
+                interest.leave(user).await;
+                tracing::info!(reason, "socket closed");
+            }
+            .instrument(span),
+        );
+    }
 }
 
 /// The typing indicator this socket keeps up for one conversation.
@@ -119,7 +183,7 @@ struct Socket {
     user: UserId,
     services: Services,
     config: SocketConfig,
-    session: Session,
+    ws: WebSocketStream<TcpStream>,
     sequencer: Sequencer,
     typing: HashMap<ConversationId, Typing>,
 }
@@ -144,8 +208,7 @@ const SYNC_PAGE: u32 = 200;
 
 impl Socket {
     async fn run(
-        mut self,
-        mut stream: AggregatedMessageStream,
+        mut self: Box<Self>,
         mut queue: mpsc::Receiver<Arc<Outbound>>,
         overflow: Arc<Notify>,
         mut closing: watch::Receiver<bool>,
@@ -154,10 +217,7 @@ impl Socket {
         // state it can be in, and most sockets sit idle between frames. Boxed, the rare big
         // states (a send, a sync, the backlog) cost memory only while they run.
         let exit = match Box::pin(self.greet()).await {
-            Ok(()) => {
-                self.serve(&mut stream, &mut queue, &overflow, &mut closing)
-                    .await
-            }
+            Ok(()) => self.serve(&mut queue, &overflow, &mut closing).await,
             Err(exit) => exit,
         };
         Box::pin(self.leave()).await;
@@ -165,15 +225,12 @@ impl Socket {
             Exit::ClientLeft => "client left",
             Exit::Stalled => "client stopped reading",
             Exit::Close(code, description) => {
-                let reason = CloseReason {
+                let frame = CloseFrame {
                     code,
-                    description: Some(description.to_owned()),
+                    reason: Utf8Bytes::from_static(description),
                 };
-                let _ = tokio::time::timeout(
-                    self.config.write_timeout,
-                    self.session.close(Some(reason)),
-                )
-                .await;
+                let _ = tokio::time::timeout(self.config.write_timeout, self.ws.close(Some(frame)))
+                    .await;
                 description
             }
         }
@@ -244,7 +301,6 @@ impl Socket {
 
     async fn serve(
         &mut self,
-        stream: &mut AggregatedMessageStream,
         queue: &mut mpsc::Receiver<Arc<Outbound>>,
         overflow: &Notify,
         closing: &mut watch::Receiver<bool>,
@@ -282,26 +338,22 @@ impl Socket {
                     last_heard = Instant::now();
                     Box::pin(self.reply(answer)).await
                 }
-                incoming = stream.recv(), if in_flight.is_none() => {
+                incoming = self.ws.next(), if in_flight.is_none() => {
                     let message = match incoming {
                         None => return Exit::ClientLeft,
                         Some(Ok(message)) => message,
-                        Some(Err(ProtocolError::Overflow)) => return Exit::Close(CloseCode::Size, "frame too large"),
-                        Some(Err(error)) => {
-                            tracing::debug!(%error, "websocket protocol error");
-                            return Exit::Close(CloseCode::Protocol, "protocol error");
-                        }
+                        Some(Err(error)) => return Self::read_failed(error),
                     };
                     last_heard = Instant::now();
                     match message {
-                        AggregatedMessage::Text(text) => match Box::pin(self.answer(&text)).await {
+                        WsMessage::Text(text) => match Box::pin(self.answer(&text)).await {
                             Ok(call) => {
                                 in_flight = call;
                                 Ok(())
                             }
                             Err(exit) => Err(exit),
                         },
-                        AggregatedMessage::Binary(_) => {
+                        WsMessage::Binary(_) => {
                             let reply = ServerFrame::from(confab_api::ws::FrameError {
                                 reference: None,
                                 code: confab_api::ErrorCode::BadRequest,
@@ -309,9 +361,9 @@ impl Socket {
                             });
                             self.send(&reply).await
                         }
-                        AggregatedMessage::Ping(bytes) => self.guarded(|s| Box::pin(s.session.pong(&bytes))).await,
-                        AggregatedMessage::Pong(_) => Ok(()),
-                        AggregatedMessage::Close(_) => return Exit::Close(CloseCode::Normal, "client closed"),
+                        // tungstenite queues the pong itself; the next read sends it.
+                        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok(()),
+                        WsMessage::Close(_) => return Exit::Close(CloseCode::Normal, "client closed"),
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -320,7 +372,7 @@ impl Socket {
                     if in_flight.is_none() && last_heard.elapsed() >= self.config.heartbeat * 2 {
                         return Exit::Close(CloseCode::Policy, "heartbeat timeout");
                     }
-                    self.guarded(|s| Box::pin(s.session.ping(b""))).await
+                    self.flushed(vec![WsMessage::Ping(Default::default())]).await
                 }
                 () = tokio::time::sleep_until(gap_deadline.unwrap_or(far)), if gap_deadline.is_some() => {
                     Box::pin(self.fill_gaps()).await
@@ -752,31 +804,48 @@ impl Socket {
         }
     }
 
-    async fn write_all(&mut self, frames: Vec<ByteString>) -> Written {
-        for text in frames {
-            self.write(text).await?;
+    async fn write_all(&mut self, frames: Vec<Utf8Bytes>) -> Written {
+        if frames.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.flushed(frames.into_iter().map(WsMessage::Text).collect())
+            .await
     }
 
-    async fn write(&mut self, text: ByteString) -> Written {
-        self.guarded(|s| Box::pin(s.session.text(text))).await
+    async fn write(&mut self, text: Utf8Bytes) -> Written {
+        self.flushed(vec![WsMessage::Text(text)]).await
     }
 
-    /// Runs one write with the write timeout: a client that does not read is cut off rather
-    /// than left holding this task and its queue.
-    async fn guarded<'a>(
-        &'a mut self,
-        write: impl FnOnce(
-            &'a mut Self,
-        )
-            -> std::pin::Pin<Box<dyn Future<Output = Result<(), actix_ws::Closed>> + 'a>>,
-    ) -> Written {
-        let timeout = self.config.write_timeout;
-        match tokio::time::timeout(timeout, write(self)).await {
+    /// Writes `messages` and flushes them, within the write timeout: a client that does not
+    /// read is cut off rather than left holding this task and its queue.
+    async fn flushed(&mut self, messages: Vec<WsMessage>) -> Written {
+        let ws = &mut self.ws;
+        let written = tokio::time::timeout(self.config.write_timeout, async move {
+            for message in messages {
+                ws.feed(message).await?;
+            }
+            ws.flush().await
+        })
+        .await;
+        match written {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(actix_ws::Closed)) => Err(Exit::ClientLeft),
+            Ok(Err(_)) => Err(Exit::ClientLeft),
             Err(_) => Err(Exit::Stalled),
+        }
+    }
+
+    /// How a failed read ends the socket.
+    fn read_failed(error: tungstenite::Error) -> Exit {
+        use tungstenite::error::{CapacityError, Error};
+        match error {
+            Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+                Exit::Close(CloseCode::Size, "frame too large")
+            }
+            Error::Protocol(_) | Error::Capacity(_) | Error::Utf8(_) => {
+                tracing::debug!(%error, "websocket protocol error");
+                Exit::Close(CloseCode::Protocol, "protocol error")
+            }
+            _ => Exit::ClientLeft,
         }
     }
 }

@@ -4,7 +4,6 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::HttpServer;
 use actix_web::dev::Server;
 use async_trait::async_trait;
 use confab_app::ports::{EventPublisher, PresenceStore, Probe, RateLimiter, SystemClock};
@@ -46,6 +45,8 @@ pub struct Application {
     port: u16,
     server: Server,
     hub: Arc<Hub>,
+    /// How long a shutdown waits for the sockets to write their close frames.
+    drain: std::time::Duration,
     /// Background work that lives as long as the server: stopped with it.
     tasks: Tasks,
 }
@@ -208,24 +209,17 @@ impl Application {
             .port();
         // Signals are ours (see `run_until_stopped`): sockets must be told to go before the
         // workers stop, or clients see a dropped connection instead of a close frame.
-        let server = HttpServer::new(move || confab_http::app(state.clone()))
-            // Chat frames are small and each one matters now: without TCP_NODELAY, Nagle holds
-            // a frame back until the previous one is acknowledged, and with delayed ACKs that
-            // adds up to 40 ms to a message's delivery.
-            .tcp_nodelay(true)
-            .disable_signals()
-            .shutdown_timeout(30)
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                addr: config.bind,
-                source,
-            })?
-            .run();
+        let drain = config.socket.write_timeout;
+        let server = confab_http::serve(listener, state).map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
         tracing::info!(address = %config.bind, port, "confab is listening");
         Ok(Self {
             port,
             server,
             hub,
+            drain,
             tasks: Tasks(tasks),
         })
     }
@@ -241,11 +235,18 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = self.hub;
+        let drain = self.drain;
         let _tasks = self.tasks;
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!(sockets = hub.total_sockets(), "shutting down");
             hub.close_all();
+            // A socket's connection left the HTTP server when it was upgraded, so stopping the
+            // workers would not wait for it: wait here until every socket has said goodbye.
+            let deadline = tokio::time::Instant::now() + drain;
+            while hub.total_sockets() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
             handle.stop(true).await;
         });
         self.server.await

@@ -27,7 +27,6 @@ struct TokenQuery {
 #[get("/ws")]
 pub(crate) async fn connect(
     req: HttpRequest,
-    body: web::Payload,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
@@ -45,9 +44,9 @@ pub(crate) async fn connect(
         .await
         .map_err(ApiError::from)?;
     let state = state.into_inner();
+    // The 101 carries the socket; `crate::server` hands it the connection once it is written.
     confab_realtime::start_socket(
         &req,
-        body,
         user,
         state.services.clone(),
         state.hub.clone(),
