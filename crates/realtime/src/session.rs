@@ -203,6 +203,9 @@ type Written = Result<(), Exit>;
 
 /// The most cursors one `sync` may name.
 const MAX_SYNC_CURSORS: usize = 1000;
+/// The most queued frames written with one flush: each write of a socket is a system call, and
+/// a busy conversation queues several frames per socket at once.
+const FORWARD_BATCH: usize = 64;
 /// Messages fetched from storage per query while syncing.
 const SYNC_PAGE: u32 = 200;
 
@@ -326,7 +329,7 @@ impl Socket {
                 () = overflow.notified() => {
                     return Exit::Close(CloseCode::Policy, "too slow: outbound queue full");
                 }
-                Some(outbound) = queue.recv() => self.forward(outbound).await,
+                Some(outbound) = queue.recv() => self.forward(outbound, queue).await,
                 answer = async {
                     match in_flight.as_mut() {
                         Some(call) => call.await,
@@ -388,20 +391,36 @@ impl Socket {
         }
     }
 
-    /// A frame fanned out to this socket: messages go through the sequencer, the rest as is.
-    async fn forward(&mut self, outbound: Arc<Outbound>) -> Written {
+    /// Frames fanned out to this socket: `first` and whatever else is queued behind it (up to
+    /// [`FORWARD_BATCH`]), written together with one flush, as the queue's order allows.
+    async fn forward(
+        &mut self,
+        first: Arc<Outbound>,
+        queue: &mut mpsc::Receiver<Arc<Outbound>>,
+    ) -> Written {
+        let mut frames = self.ready(&first);
+        for _ in 1..FORWARD_BATCH {
+            match queue.try_recv() {
+                Ok(next) => frames.extend(self.ready(&next)),
+                Err(_) => break,
+            }
+        }
+        self.write_all(frames).await
+    }
+
+    /// What a fanned-out frame lets this socket send now: messages go through the sequencer,
+    /// the rest as is.
+    fn ready(&mut self, outbound: &Outbound) -> Vec<Utf8Bytes> {
         if let Some((conversation, newest)) = outbound.newest {
             self.sequencer
                 .heard_of(conversation, newest, Instant::now());
         }
         match outbound.position {
             Some((conversation, seq)) => {
-                let ready =
-                    self.sequencer
-                        .offer(conversation, seq, outbound.text.clone(), Instant::now());
-                self.write_all(ready).await
+                self.sequencer
+                    .offer(conversation, seq, outbound.text.clone(), Instant::now())
             }
-            None => self.write(outbound.text.clone()).await,
+            None => vec![outbound.text.clone()],
         }
     }
 
