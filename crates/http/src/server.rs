@@ -37,12 +37,17 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
 /// Serves the application over `state` on `listener` until the returned server is stopped.
 /// Signals are left to the caller, which must close the sockets before it stops the server.
+///
+/// Must be called within a Tokio runtime: upgraded WebSockets run there, beside the database
+/// and Redis tasks they call, while HTTP requests run on the server's own workers.
 pub fn serve(listener: TcpListener, state: HttpState) -> std::io::Result<Server> {
+    let sockets = tokio::runtime::Handle::current();
     Server::build()
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen("confab", listener, move || {
             let upgrades = state.clone();
+            let sockets = sockets.clone();
             HttpService::build()
                 .client_request_timeout(REQUEST_TIMEOUT)
                 .client_disconnect_timeout(DISCONNECT_TIMEOUT)
@@ -52,11 +57,12 @@ pub fn serve(listener: TcpListener, state: HttpState) -> std::io::Result<Server>
                 .tcp_nodelay(true)
                 .upgrade(fn_factory(move || {
                     let app = app(upgrades.clone()).into_factory();
+                    let sockets = sockets.clone();
                     async move {
                         let app = Rc::new(app.new_service(AppConfig::default()).await?);
                         Ok::<_, ()>(fn_service(
                             move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
-                                upgrade(app.clone(), req, framed)
+                                upgrade(app.clone(), sockets.clone(), req, framed)
                             },
                         ))
                     }
@@ -74,6 +80,7 @@ pub fn serve(listener: TcpListener, state: HttpState) -> std::io::Result<Server>
 /// connection is closed, since it cannot go back to HTTP.
 async fn upgrade<S, B>(
     app: Rc<S>,
+    sockets: tokio::runtime::Handle,
     req: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), actix_web::Error>
@@ -91,7 +98,7 @@ where
     if let (Some(socket), StatusCode::SWITCHING_PROTOCOLS) = (socket, head.status()) {
         framed.send(Message::Item((head, BodySize::None))).await?;
         let parts = framed.into_parts();
-        socket.serve(parts.io, parts.read_buf.to_vec());
+        socket.serve(&sockets, parts.io, parts.read_buf.to_vec())?;
         return Ok(());
     }
     head.head_mut().set_connection_type(ConnectionType::Close);

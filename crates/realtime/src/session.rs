@@ -114,10 +114,24 @@ impl std::fmt::Debug for SocketUpgrade {
 }
 
 impl SocketUpgrade {
-    /// Serves the WebSocket on `io`, in the background, until either side leaves. `read_ahead`
-    /// is whatever the client sent after its handshake that the HTTP server had already read.
-    /// Must be called on a Tokio `LocalSet` (an actix worker).
-    pub fn serve(self, io: TcpStream, read_ahead: Vec<u8>) {
+    /// Serves the WebSocket on `io`, in the background on `runtime`, until either side leaves.
+    /// `read_ahead` is whatever the client sent after its handshake that the HTTP server had
+    /// already read.
+    ///
+    /// The socket moves to `runtime` (the one its storage, Redis and fan-out tasks run on)
+    /// rather than staying on the HTTP worker that accepted it: every frame's work then wakes
+    /// tasks on its own runtime instead of crossing between runtimes, each crossing a system
+    /// call and a thread switch.
+    ///
+    /// # Errors
+    /// If `io` cannot be taken off the runtime it was accepted on; nothing has been registered.
+    pub fn serve(
+        self,
+        runtime: &tokio::runtime::Handle,
+        io: TcpStream,
+        read_ahead: Vec<u8>,
+    ) -> std::io::Result<()> {
+        let io = io.into_std()?;
         let Self {
             user,
             services,
@@ -133,8 +147,18 @@ impl SocketUpgrade {
         let closing = hub.closing();
         let interest = hub.interest();
         let span = tracing::info_span!("socket", session_id = %id, user_id = %user);
-        actix_web::rt::spawn(
+        runtime.spawn(
             async move {
+                // Registers the stream with this runtime's I/O driver; that cannot fail for a
+                // connected socket once the runtime is running.
+                let io = match TcpStream::from_std(io) {
+                    Ok(io) => io,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not move the socket to its runtime");
+                        hub.unregister(user, id);
+                        return;
+                    }
+                };
                 let ws_config = WebSocketConfig::default()
                     .read_buffer_size(READ_BUFFER)
                     .write_buffer_size(WRITE_BUFFER)
@@ -168,6 +192,7 @@ impl SocketUpgrade {
             }
             .instrument(span),
         );
+        Ok(())
     }
 }
 
@@ -323,7 +348,9 @@ impl Socket {
             // client's `ping` is answered only once everything queued before it was sent.
             let step: Written = tokio::select! {
                 biased;
-                Ok(_) = closing.wait_for(|closing| *closing) => {
+                // Mapped to a bool: the borrow `wait_for` returns must not live across the
+                // other branches' awaits.
+                true = async { closing.wait_for(|closing| *closing).await.is_ok() } => {
                     return Exit::Close(CloseCode::Away, "server shutting down");
                 }
                 () = overflow.notified() => {
@@ -870,7 +897,7 @@ impl Socket {
 }
 
 /// A frame's use-case call, running while the socket forwards what arrives meanwhile.
-type InFlight = std::pin::Pin<Box<dyn Future<Output = Answer>>>;
+type InFlight = std::pin::Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 /// What a frame's use-case call came to, for [`Socket::reply`].
 enum Answer {
