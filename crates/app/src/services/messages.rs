@@ -6,6 +6,7 @@ use confab_domain::{
 };
 
 use super::activity::ActivityNotifier;
+use super::kinds::KnownKinds;
 use crate::ports::{
     Appended, Clock, ConversationRepository, EventPublisher, MessageRepository, NewMessage,
     RateDecision, RateLimit, RateLimiter,
@@ -42,6 +43,7 @@ pub struct MessageService {
     limiter: Arc<dyn RateLimiter>,
     limits: SendLimits,
     activity: ActivityNotifier,
+    kinds: KnownKinds,
 }
 
 /// How many messages a user may send per window, by kind of conversation.
@@ -88,6 +90,7 @@ impl MessageService {
             limiter,
             limits,
             activity,
+            kinds: KnownKinds::default(),
         }
     }
 
@@ -120,12 +123,25 @@ impl MessageService {
 
         let conversation_id = input.conversation_id;
         // One query gives the membership check, the kind of conversation (for the rate limit)
-        // and everyone to deliver to.
-        let (conversation, mut members) = self
-            .conversations
-            .find_with_members(conversation_id)
-            .await?
-            .ok_or(AppError::NotFound("conversation"))?;
+        // and everyone to deliver to. When the kind is known from an earlier send, the limit is
+        // checked during that query rather than after it. A refused send (not a member, muted)
+        // then still counts against the sender's limit, which is theirs to spend.
+        let (found, rated) = match self.kinds.get(conversation_id) {
+            Some(kind) => {
+                let (found, rated) = futures_util::future::join(
+                    self.conversations.find_with_members(conversation_id),
+                    self.check_rate(sender, kind),
+                )
+                .await;
+                (found, Some(rated))
+            }
+            None => (
+                self.conversations.find_with_members(conversation_id).await,
+                None,
+            ),
+        };
+        let (conversation, mut members) = found?.ok_or(AppError::NotFound("conversation"))?;
+        self.kinds.remember(conversation_id, conversation.kind);
         let member = members
             .iter()
             .find(|m| m.user_id == sender)
@@ -136,7 +152,11 @@ impl MessageService {
                 "you are muted in this conversation".into(),
             ));
         }
-        if let Err(limited) = self.check_rate(sender, &conversation).await {
+        let rated = match rated {
+            Some(rated) => rated,
+            None => self.check_rate(sender, conversation.kind).await,
+        };
+        if let Err(limited) = rated {
             // A resend of a message already stored is answered whatever the limit: the first
             // copy was counted, and refusing it would strand a message that did go through.
             if let Some(key) = &client_msg_id
@@ -406,12 +426,8 @@ impl MessageService {
     /// Counts a send against the sender's limit for this kind of conversation. A limiter that
     /// cannot be reached lets the message through: losing a message is worse than letting a
     /// burst pass while the limiter's store is down.
-    async fn check_rate(
-        &self,
-        sender: UserId,
-        conversation: &Conversation,
-    ) -> Result<(), AppError> {
-        let (scope, limit) = match conversation.kind {
+    async fn check_rate(&self, sender: UserId, kind: ConversationKind) -> Result<(), AppError> {
+        let (scope, limit) = match kind {
             ConversationKind::Direct => ("direct", self.limits.direct),
             ConversationKind::Group | ConversationKind::Room => ("group", self.limits.group),
         };
@@ -1088,6 +1104,101 @@ mod tests {
         assert!(
             matches!(result, Err(AppError::RateLimited { retry_after }) if retry_after.as_secs() == 7)
         );
+    }
+
+    #[tokio::test]
+    async fn a_later_send_to_the_same_conversation_is_held_to_its_kinds_limit_too() {
+        // The first send learns the conversation's kind; later ones check the limit while the
+        // conversation is read. Both are counted against the group limit, and nothing over it
+        // is stored.
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        mocks.member_of(conv, ann);
+        let group_key = move |key: &str, limit: &RateLimit| {
+            key == format!("send:group:{ann}") && *limit == SendLimits::default().group
+        };
+        let mut limiter = MockRateLimiter::new();
+        let mut order = mockall::Sequence::new();
+        limiter
+            .expect_hit()
+            .times(1)
+            .in_sequence(&mut order)
+            .withf(group_key)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        limiter
+            .expect_hit()
+            .times(1)
+            .in_sequence(&mut order)
+            .withf(group_key)
+            .returning(|_, _| {
+                Ok(RateDecision::Limited {
+                    retry_after: std::time::Duration::from_secs(3),
+                })
+            });
+        mocks.limiter = Some(limiter);
+        mocks
+            .messages
+            .expect_append()
+            .times(1)
+            .returning(|new| Ok(Appended::Created(stored(&new, 2))));
+        mocks.events.expect_publish().returning(|_| ());
+        let service = mocks.service();
+        assert!(
+            service
+                .send(ann, input(conv, "one", None), None)
+                .await
+                .is_ok()
+        );
+        let second = service.send(ann, input(conv, "two", None), None).await;
+        assert!(
+            matches!(second, Err(AppError::RateLimited { retry_after }) if retry_after.as_secs() == 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn someone_removed_from_a_conversation_they_sent_to_gets_not_found_not_a_limit() {
+        let (ann, bob, conv) = (
+            UserId::generate(),
+            UserId::generate(),
+            ConversationId::generate(),
+        );
+        let mut mocks = Mocks::default();
+        // Ann is a member for her first send and has been removed by her second.
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        mocks
+            .conversations
+            .expect_find_with_members()
+            .returning(move |id| {
+                let first = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                let mut members = vec![member(id, bob, None)];
+                if first {
+                    members.push(member(id, ann, None));
+                }
+                Ok(Some((group(id), members)))
+            });
+        mocks.members_are(conv, vec![ann, bob]);
+        // Her second send is counted while her membership is read, and refused.
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_hit()
+            .times(2)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        mocks.limiter = Some(limiter);
+        mocks
+            .messages
+            .expect_append()
+            .times(1)
+            .returning(|new| Ok(Appended::Created(stored(&new, 2))));
+        mocks.events.expect_publish().returning(|_| ());
+        let service = mocks.service();
+        assert!(
+            service
+                .send(ann, input(conv, "one", None), None)
+                .await
+                .is_ok()
+        );
+        let second = service.send(ann, input(conv, "two", None), None).await;
+        assert!(matches!(second, Err(AppError::NotFound("conversation"))));
     }
 
     #[tokio::test]
