@@ -12,12 +12,13 @@ use tokio::sync::mpsc;
 
 use crate::RedisConnection;
 
-/// What travels on a user's channel.
+/// What travels on a user's channel: the event's copy for that channel (see
+/// [`Event::into_channel_copies`]).
 #[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
+struct Envelope<O = String, E = Event> {
     /// The instance that published it, which delivered it locally already.
-    origin: String,
-    event: Event,
+    origin: O,
+    event: E,
 }
 
 impl Envelope {
@@ -135,8 +136,9 @@ pub struct RedisBus {
     outgoing: mpsc::Sender<Outgoing>,
 }
 
-/// An event on its way to Redis: the channels' users and the serialized envelope.
-type Outgoing = (Vec<UserId>, String);
+/// An event on its way to Redis: its copies, each with the users whose channels carry it and
+/// the serialized envelope.
+type Outgoing = Vec<(Vec<UserId>, String)>;
 
 /// Events waiting for the publisher task. Beyond this (Redis unreachable for a while) new
 /// events are dropped from the bus, not from storage: other instances' clients recover them
@@ -204,7 +206,7 @@ impl RedisBus {
                     }
                 };
                 if envelope.origin != connection.instance_id() {
-                    deliver_to(&hub, &envelope.event, Some(user));
+                    deliver_to(&hub, &envelope.event.addressed_to(user), Some(user));
                 }
             }
         })
@@ -217,7 +219,7 @@ async fn publish_queued(connection: RedisConnection, mut queue: mpsc::Receiver<O
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let pipeline = connection.client.pipeline();
         let mut queued = true;
-        for (recipients, payload) in batch.drain(..) {
+        for (recipients, payload) in batch.drain(..).flatten() {
             for user in recipients {
                 let result: Result<(), _> = pipeline
                     .publish(user_channel(&connection, user), payload.as_str())
@@ -240,19 +242,25 @@ async fn publish_queued(connection: RedisConnection, mut queue: mpsc::Receiver<O
 impl EventPublisher for RedisBus {
     async fn publish(&self, event: Event) {
         deliver(&self.hub, &event);
-        let recipients = event.recipients();
-        let envelope = Envelope {
-            origin: self.connection.instance_id().to_owned(),
-            event,
-        };
-        let payload = match serde_json::to_string(&envelope) {
-            Ok(payload) => payload,
-            Err(error) => {
-                tracing::error!(%error, "could not serialize an event for the bus");
-                return;
-            }
-        };
-        if let Err(error) = self.outgoing.try_send((recipients, payload)) {
+        let origin = self.connection.instance_id();
+        let copies: Outgoing = event
+            .into_channel_copies()
+            .into_iter()
+            .filter_map(|(recipients, copy)| {
+                let envelope = Envelope {
+                    origin,
+                    event: &copy,
+                };
+                match serde_json::to_string(&envelope) {
+                    Ok(payload) => Some((recipients, payload)),
+                    Err(error) => {
+                        tracing::error!(%error, "could not serialize an event for the bus");
+                        None
+                    }
+                }
+            })
+            .collect();
+        if let Err(error) = self.outgoing.try_send(copies) {
             tracing::warn!(%error, "the Redis bus is backed up; an event is not published");
         }
     }

@@ -116,6 +116,19 @@ impl Cluster {
         response.json().await.unwrap()
     }
 
+    async fn group(&self, on: usize, owner: &Session, members: &[&str]) -> Conversation {
+        let response = self
+            .http
+            .post(self.instances[on].url("/conversations/groups"))
+            .bearer_auth(&owner.access_token)
+            .json(&serde_json::json!({"name": "team", "members": members}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
     /// Sends over REST on instance `on`; the status and, when stored, the message.
     async fn send(
         &self,
@@ -404,6 +417,50 @@ async fn users_on_different_instances_chat_with_receipts_typing_and_presence() {
     assert!(
         matches!(receipt, ServerFrame::Receipt { user_id, read_seq: 1, .. } if user_id == bob.user.id)
     );
+}
+
+#[tokio::test]
+async fn group_members_on_another_instance_each_get_their_own_unread_count() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let ann = cluster.signup(0, "ann").await;
+    let bob = cluster.signup(1, "bob").await;
+    let cat = cluster.signup(1, "cat").await;
+    let group = cluster.group(0, &ann, &["bob", "cat"]).await;
+    let mut bob_socket = cluster.connect(1, &bob).await;
+    let mut cat_socket = cluster.connect(1, &cat).await;
+
+    assert_eq!(cluster.send(0, &ann, group.id, "one").await.0, 201);
+    cat_socket
+        .wait_for(|f| matches!(f, ServerFrame::MessageNew { .. }))
+        .await;
+    cat_socket
+        .send(&ClientFrame::MessageRead {
+            conversation_id: group.id,
+            seq: 1,
+        })
+        .await;
+    cat_socket
+        .wait_for(|f| matches!(f, ServerFrame::Receipt { user_id, read_seq: 1, .. } if *user_id == cat.user.id))
+        .await;
+    assert_eq!(cluster.send(0, &ann, group.id, "two").await.0, 201);
+
+    // Sent on instance 0, heard on instance 1: each member's sidebar gets their own count.
+    for (socket, unread) in [(&mut bob_socket, 2), (&mut cat_socket, 1)] {
+        let update = socket
+            .wait_for(|f| matches!(f, ServerFrame::ConversationUpdated { conversation } if conversation.last_seq == 2))
+            .await;
+        let ServerFrame::ConversationUpdated { conversation } = update else {
+            unreachable!()
+        };
+        assert_eq!(conversation.id, group.id);
+        assert_eq!(conversation.unread_count, unread);
+        assert_eq!(
+            conversation.last_message.and_then(|m| m.body).as_deref(),
+            Some("two")
+        );
+    }
 }
 
 #[tokio::test]
