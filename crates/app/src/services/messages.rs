@@ -1106,6 +1106,24 @@ mod tests {
         );
     }
 
+    /// Ann sends twice in `conv`: the first send is stored; the second send's answer.
+    async fn second_of_two_sends(
+        mut mocks: Mocks,
+        ann: UserId,
+        conv: ConversationId,
+    ) -> Result<Sent, AppError> {
+        mocks
+            .messages
+            .expect_append()
+            .times(1)
+            .returning(|new| Ok(Appended::Created(stored(&new, 2))));
+        mocks.events.expect_publish().returning(|_| ());
+        let service = mocks.service();
+        let first = service.send(ann, input(conv, "one", None), None).await;
+        assert!(first.is_ok(), "{first:?}");
+        service.send(ann, input(conv, "two", None), None).await
+    }
+
     #[tokio::test]
     async fn a_later_send_to_the_same_conversation_is_held_to_its_kinds_limit_too() {
         // The first send learns the conversation's kind; later ones check the limit while the
@@ -1136,20 +1154,7 @@ mod tests {
                 })
             });
         mocks.limiter = Some(limiter);
-        mocks
-            .messages
-            .expect_append()
-            .times(1)
-            .returning(|new| Ok(Appended::Created(stored(&new, 2))));
-        mocks.events.expect_publish().returning(|_| ());
-        let service = mocks.service();
-        assert!(
-            service
-                .send(ann, input(conv, "one", None), None)
-                .await
-                .is_ok()
-        );
-        let second = service.send(ann, input(conv, "two", None), None).await;
+        let second = second_of_two_sends(mocks, ann, conv).await;
         assert!(
             matches!(second, Err(AppError::RateLimited { retry_after }) if retry_after.as_secs() == 3)
         );
@@ -1184,20 +1189,7 @@ mod tests {
             .times(2)
             .returning(|_, _| Ok(RateDecision::Allowed));
         mocks.limiter = Some(limiter);
-        mocks
-            .messages
-            .expect_append()
-            .times(1)
-            .returning(|new| Ok(Appended::Created(stored(&new, 2))));
-        mocks.events.expect_publish().returning(|_| ());
-        let service = mocks.service();
-        assert!(
-            service
-                .send(ann, input(conv, "one", None), None)
-                .await
-                .is_ok()
-        );
-        let second = service.send(ann, input(conv, "two", None), None).await;
+        let second = second_of_two_sends(mocks, ann, conv).await;
         assert!(matches!(second, Err(AppError::NotFound("conversation"))));
     }
 
