@@ -25,6 +25,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::roll_back;
+use crate::linger::linger;
 use crate::messages::{append_alone, append_in};
 
 /// The most messages written by one batch.
@@ -32,9 +33,6 @@ const BATCH: usize = 256;
 
 /// Batches written at once on Postgres: while one commits, the next is already on its way.
 const POSTGRES_WRITERS: usize = 3;
-
-/// How many times a writer lets the runtime run before a batch goes out (see [`linger`]).
-const LINGER_YIELDS: usize = 8;
 
 /// Appends waiting for the writer. Senders wait for their own answer, so this only bounds
 /// memory under a burst; a full queue makes senders wait for room.
@@ -126,7 +124,7 @@ async fn write_batches(db: DatabaseConnection, incoming: Arc<Mutex<mpsc::Receive
             if incoming.recv_many(&mut batch, BATCH).await == 0 {
                 return;
             }
-            linger(&mut incoming, &mut batch).await;
+            linger(&mut incoming, &mut batch, BATCH).await;
         }
         let pending: Vec<Pending> = std::mem::take(&mut batch);
         if pending.len() > 1 {
@@ -150,29 +148,6 @@ async fn write_batches(db: DatabaseConnection, incoming: Arc<Mutex<mpsc::Receive
         }
         for (message, answer) in pending {
             let _ = answer.send(append_alone(&db, &message).await);
-        }
-    }
-}
-
-/// Lets whatever else is ready on the runtime run a few times before a batch goes out, and
-/// takes the appends that arrive meanwhile into it.
-///
-/// Senders' appends arrive a few microseconds apart, from tasks that are already running or
-/// about to. Without this wait a writer sends the first one or two alone, and each statement's
-/// fixed cost in Postgres (planning, executor set-up, commit, a round trip) is shared by
-/// fewer messages. A yield costs microseconds, where a timer would cost at least a millisecond;
-/// on an idle server it finds nothing and the message goes out at once.
-async fn linger(incoming: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
-    for _ in 0..LINGER_YIELDS {
-        if batch.len() >= BATCH {
-            return;
-        }
-        tokio::task::yield_now().await;
-        while batch.len() < BATCH {
-            match incoming.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
         }
     }
 }

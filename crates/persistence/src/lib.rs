@@ -23,6 +23,7 @@ mod database;
 pub mod entities;
 mod error;
 mod group_commit;
+mod linger;
 mod messages;
 mod posting_reads;
 mod users;
