@@ -127,18 +127,15 @@ impl Interest for RedisSubscriptions {
 ///
 /// Publishing to Redis happens off the caller's path: [`EventPublisher::publish`] delivers
 /// locally, hands the event to one publisher task and returns, so a sender's ack never waits
-/// for a Redis round trip. The task sends whatever has queued up in one pipeline, in order, so
-/// under load many events share one write.
+/// for a Redis round trip, nor for the event's copies to be serialized (a copy per member for
+/// `conversation.updated`). The task sends whatever has queued up in one pipeline, in order,
+/// so under load many events share one write.
 #[derive(Debug, Clone)]
 pub struct RedisBus {
     connection: RedisConnection,
     hub: Arc<Hub>,
-    outgoing: mpsc::Sender<Outgoing>,
+    outgoing: mpsc::Sender<Event>,
 }
-
-/// An event on its way to Redis: its copies, each with the users whose channels carry it and
-/// the serialized envelope.
-type Outgoing = Vec<(Vec<UserId>, String)>;
 
 /// Events waiting for the publisher task. Beyond this (Redis unreachable for a while) new
 /// events are dropped from the bus, not from storage: other instances' clients recover them
@@ -213,13 +210,25 @@ impl RedisBus {
     }
 }
 
-/// Sends queued events to Redis, in order, as many as have queued up per pipeline.
-async fn publish_queued(connection: RedisConnection, mut queue: mpsc::Receiver<Outgoing>) {
+/// Sends queued events to Redis, in order, as many as have queued up per pipeline: each
+/// event's copies (see [`Event::into_channel_copies`]) on the channels of their recipients.
+async fn publish_queued(connection: RedisConnection, mut queue: mpsc::Receiver<Event>) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let pipeline = connection.client.pipeline();
         let mut queued = true;
-        for (recipients, payload) in batch.drain(..).flatten() {
+        for (recipients, copy) in batch.drain(..).flat_map(Event::into_channel_copies) {
+            let envelope = Envelope {
+                origin: connection.instance_id(),
+                event: &copy,
+            };
+            let payload = match serde_json::to_string(&envelope) {
+                Ok(payload) => payload,
+                Err(error) => {
+                    tracing::error!(%error, "could not serialize an event for the bus");
+                    continue;
+                }
+            };
             for user in recipients {
                 let result: Result<(), _> = pipeline
                     .publish(user_channel(&connection, user), payload.as_str())
@@ -242,25 +251,7 @@ async fn publish_queued(connection: RedisConnection, mut queue: mpsc::Receiver<O
 impl EventPublisher for RedisBus {
     async fn publish(&self, event: Event) {
         deliver(&self.hub, &event);
-        let origin = self.connection.instance_id();
-        let copies: Outgoing = event
-            .into_channel_copies()
-            .into_iter()
-            .filter_map(|(recipients, copy)| {
-                let envelope = Envelope {
-                    origin,
-                    event: &copy,
-                };
-                match serde_json::to_string(&envelope) {
-                    Ok(payload) => Some((recipients, payload)),
-                    Err(error) => {
-                        tracing::error!(%error, "could not serialize an event for the bus");
-                        None
-                    }
-                }
-            })
-            .collect();
-        if let Err(error) = self.outgoing.try_send(copies) {
+        if let Err(error) = self.outgoing.try_send(event) {
             tracing::warn!(%error, "the Redis bus is backed up; an event is not published");
         }
     }
