@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::fmt;
 
 use confab_domain::{Conversation, ConversationId, Message, Role, Seq, Timestamp, UserId};
@@ -130,124 +131,26 @@ impl Event {
         }
     }
 
-    /// The copies of this event for a bus that has one channel per recipient, each with the
-    /// users whose channels carry it.
+    /// The copy of this event for some of its recipients only: `users` alone among its
+    /// recipients, and for `ConversationUpdated` only their own views (each carries its
+    /// member's unread count).
     ///
-    /// An instance that hears an event on a user's channel delivers it to that user alone, so
-    /// a copy need not list anyone else: carrying the whole list would put, for a group of n
-    /// members, n copies of an n-long list on the bus for every message. So an event that reads
-    /// the same for everyone comes back once, with its list of recipients emptied, and
-    /// `ConversationUpdated` comes back once per member, with only that member's own view.
-    /// The receiving side restores the recipient with [`Event::addressed_to`].
-    pub fn into_channel_copies(self) -> Vec<(Vec<UserId>, Event)> {
-        match self {
-            Self::ConversationUpdated {
-                conversation,
-                last_message,
-                members,
-            } => members
-                .into_iter()
-                .map(|member| {
-                    let user = member.user_id;
-                    let copy = Self::ConversationUpdated {
-                        conversation: conversation.clone(),
-                        last_message: last_message.clone(),
-                        members: vec![member],
-                    };
-                    (vec![user], copy)
-                })
-                .collect(),
-            Self::MessageCreated {
-                message,
-                recipients,
-                origin,
-            } => vec![(
-                recipients,
-                Self::MessageCreated {
-                    message,
-                    recipients: Vec::new(),
-                    origin,
-                },
-            )],
-            Self::MessageUpdated {
-                message,
-                recipients,
-            } => vec![(
-                recipients,
-                Self::MessageUpdated {
-                    message,
-                    recipients: Vec::new(),
-                },
-            )],
-            Self::MessageDeleted {
-                message,
-                recipients,
-            } => vec![(
-                recipients,
-                Self::MessageDeleted {
-                    message,
-                    recipients: Vec::new(),
-                },
-            )],
-            Self::Receipt {
-                conversation_id,
-                user_id,
-                read_seq,
-                delivered_seq,
-                recipients,
-            } => vec![(
-                recipients,
-                Self::Receipt {
-                    conversation_id,
-                    user_id,
-                    read_seq,
-                    delivered_seq,
-                    recipients: Vec::new(),
-                },
-            )],
-            Self::Typing {
-                conversation_id,
-                user_id,
-                typing,
-                recipients,
-            } => vec![(
-                recipients,
-                Self::Typing {
-                    conversation_id,
-                    user_id,
-                    typing,
-                    recipients: Vec::new(),
-                },
-            )],
-            Self::Presence {
-                user_id,
-                online,
-                last_seen_at,
-                recipients,
-            } => vec![(
-                recipients,
-                Self::Presence {
-                    user_id,
-                    online,
-                    last_seen_at,
-                    recipients: Vec::new(),
-                },
-            )],
-        }
-    }
-
-    /// A copy heard on `user`'s channel (see [`Event::into_channel_copies`]), addressed to
-    /// `user` alone. `ConversationUpdated` keeps only `user`'s own view.
+    /// A bus that carries events between instances sends each instance the copy for the
+    /// recipients it holds sockets of: for a group of n members spread over k instances that
+    /// is k copies, each listing only its own instance's members, not n copies of an n-long
+    /// list.
     #[must_use]
-    pub fn addressed_to(mut self, user: UserId) -> Self {
+    pub fn addressed_to(mut self, users: &HashSet<UserId>) -> Self {
         match &mut self {
             Self::MessageCreated { recipients, .. }
             | Self::MessageUpdated { recipients, .. }
             | Self::MessageDeleted { recipients, .. }
             | Self::Receipt { recipients, .. }
             | Self::Typing { recipients, .. }
-            | Self::Presence { recipients, .. } => *recipients = vec![user],
-            Self::ConversationUpdated { members, .. } => members.retain(|m| m.user_id == user),
+            | Self::Presence { recipients, .. } => recipients.retain(|user| users.contains(user)),
+            Self::ConversationUpdated { members, .. } => {
+                members.retain(|member| users.contains(&member.user_id));
+            }
         }
         self
     }
@@ -276,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_for_everyone_goes_on_the_bus_once_without_its_list_and_comes_back_addressed() {
+    fn a_copy_for_some_recipients_lists_only_them() {
         let users = [UserId::generate(), UserId::generate(), UserId::generate()];
         let typing = Event::Typing {
             conversation_id: ConversationId::generate(),
@@ -284,25 +187,19 @@ mod tests {
             typing: true,
             recipients: users.to_vec(),
         };
-        let copies = typing.clone().into_channel_copies();
-        assert_eq!(copies.len(), 1);
-        let (channels, copy) = &copies[0];
-        assert_eq!(channels, &users.to_vec());
-        assert!(
-            copy.recipients().is_empty(),
-            "the channel names the recipient"
+        let some = HashSet::from([users[0], users[2], UserId::generate()]);
+        let copy = typing.clone().addressed_to(&some);
+        assert_eq!(
+            copy.recipients(),
+            vec![users[0], users[2]],
+            "only recipients that were already there, in their order"
         );
-        let heard = copy.clone().addressed_to(users[1]);
-        assert_eq!(heard.recipients(), vec![users[1]]);
-        let Event::Typing { recipients, .. } = &typing else {
-            unreachable!()
-        };
-        assert_eq!(recipients.len(), 3, "the original is untouched");
+        assert_eq!(typing.recipients().len(), 3, "the original is untouched");
     }
 
     #[test]
-    fn each_member_gets_a_copy_of_a_conversation_update_with_only_their_own_view() {
-        let (ann, bob) = (UserId::generate(), UserId::generate());
+    fn a_copy_of_a_conversation_update_keeps_only_its_recipients_own_views() {
+        let (ann, bob, cy) = (UserId::generate(), UserId::generate(), UserId::generate());
         let update = Event::ConversationUpdated {
             conversation: Conversation {
                 id: ConversationId::generate(),
@@ -315,19 +212,13 @@ mod tests {
                 last_deleted_seq: Seq::ZERO,
             },
             last_message: None,
-            members: vec![activity(ann, 0), activity(bob, 3)],
+            members: vec![activity(ann, 0), activity(bob, 3), activity(cy, 1)],
         };
-        let copies = update.into_channel_copies();
-        assert_eq!(copies.len(), 2);
-        for (channels, copy) in copies {
-            let [user] = channels[..] else {
-                panic!("one channel per copy")
-            };
-            let Event::ConversationUpdated { members, .. } = copy.addressed_to(user) else {
-                panic!("still a conversation update")
-            };
-            let expected = if user == ann { 0 } else { 3 };
-            assert_eq!(members, vec![activity(user, expected)]);
-        }
+        let Event::ConversationUpdated { members, .. } =
+            update.addressed_to(&HashSet::from([bob, cy]))
+        else {
+            panic!("still a conversation update")
+        };
+        assert_eq!(members, vec![activity(bob, 3), activity(cy, 1)]);
     }
 }

@@ -23,24 +23,13 @@ pub(crate) fn encode(frame: &ServerFrame) -> Option<Utf8Bytes> {
 /// serialized once and shared by every socket that gets it; only `conversation.updated`,
 /// whose unread count differs per member, is serialized per member.
 pub fn deliver(hub: &Hub, event: &Event) {
-    deliver_to(hub, event, None);
-}
-
-/// Like [`deliver`], but to `only` this user's sockets when given: a bus that carries an event
-/// on one channel per recipient delivers, for each channel, to that recipient alone.
-pub fn deliver_to(hub: &Hub, event: &Event, only: Option<confab_domain::UserId>) {
     let send_with = |recipients: &[confab_domain::UserId], frame: ServerFrame, position, newest| {
-        let targets: Vec<confab_domain::UserId> = match only {
-            Some(user) if recipients.contains(&user) => vec![user],
-            Some(_) => return,
-            None => recipients.to_vec(),
-        };
-        if targets.is_empty() || !targets.iter().any(|user| hub.socket_count(*user) > 0) {
+        if recipients.is_empty() || !recipients.iter().any(|user| hub.socket_count(*user) > 0) {
             return;
         }
         if let Some(text) = encode(&frame) {
             hub.fan_out(
-                &targets,
+                recipients,
                 event.origin(),
                 &Outbound {
                     text,
@@ -149,10 +138,6 @@ pub fn deliver_to(hub: &Hub, event: &Event, only: Option<confab_domain::UserId>)
             let newest = Some((conversation.id, conversation.last_seq));
             let mut templates = Templates::default();
             for member in members {
-                match only {
-                    Some(user) if user != member.user_id => continue,
-                    _ => {}
-                }
                 if hub.socket_count(member.user_id) == 0 {
                     continue;
                 }

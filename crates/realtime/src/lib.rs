@@ -17,7 +17,7 @@ mod publisher;
 mod sequencer;
 mod session;
 
-pub use deliver::{deliver, deliver_to};
+pub use deliver::deliver;
 pub use hub::{Hub, LocalSocket, Outbound};
 pub use interest::{Interest, NoInterest};
 pub use limits::InProcessRateLimiter;

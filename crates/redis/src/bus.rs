@@ -1,135 +1,54 @@
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use confab_app::Event;
 use confab_app::ports::EventPublisher;
 use confab_domain::UserId;
-use confab_realtime::{Hub, Interest, deliver, deliver_to};
+use confab_realtime::{Hub, deliver};
 use fred::prelude::{EventInterface, PubsubInterface};
-use serde::{Deserialize, Serialize};
+use fred::types::scripts::Script;
 use tokio::sync::mpsc;
 
 use crate::RedisConnection;
+use crate::routes::{now_ms, route_prefix};
 
-/// What travels on a user's channel: the event's copy for that channel (see
-/// [`Event::into_channel_copies`]).
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope<O = String, E = Event> {
-    /// The instance that published it, which delivered it locally already.
-    origin: O,
-    event: E,
-}
+/// The other live instances that hold sockets of some users: for each user that has any, the
+/// user and the instance, flattened. The publishing instance is left out: it delivered to its
+/// own sockets already.
+const ROUTES: &str = r"
+local routes = {}
+for i = 4, #ARGV do
+  local instances = redis.call('ZRANGEBYSCORE', ARGV[3] .. ARGV[i], '(' .. ARGV[1], '+inf')
+  for _, instance in ipairs(instances) do
+    if instance ~= ARGV[2] then
+      routes[#routes + 1] = ARGV[i]
+      routes[#routes + 1] = instance
+    end
+  end
+end
+return routes
+";
 
-impl Envelope {
-    /// How the serialized envelopes of `origin` begin: `origin` is the first field.
-    fn prefix_of(origin: &str) -> String {
-        let origin = serde_json::to_string(origin).unwrap_or_default();
-        format!("{{\"origin\":{origin},")
-    }
-}
-
-fn user_channel(connection: &RedisConnection, user: UserId) -> String {
-    connection.key(&format!("user:{user}"))
-}
-
-/// Keeps this instance subscribed to exactly the users it has sockets for.
-pub struct RedisSubscriptions {
-    connection: RedisConnection,
-    counts: Mutex<HashMap<UserId, usize>>,
-    /// Serializes subscribe and unsubscribe calls, so that a user who leaves and comes back at
-    /// once ends subscribed.
-    changes: tokio::sync::Mutex<()>,
-}
-
-impl std::fmt::Debug for RedisSubscriptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSubscriptions").finish_non_exhaustive()
-    }
-}
-
-impl RedisSubscriptions {
-    /// Subscriptions on `connection`.
-    pub fn new(connection: RedisConnection) -> Self {
-        Self {
-            connection,
-            counts: Mutex::default(),
-            changes: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    fn count(&self, user: UserId, change: isize) -> (usize, usize) {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let before = counts.get(&user).copied().unwrap_or(0);
-        let after = before.saturating_add_signed(change);
-        if after == 0 {
-            counts.remove(&user);
-        } else {
-            counts.insert(user, after);
-        }
-        (before, after)
-    }
-
-    fn wanted(&self, user: UserId) -> bool {
-        let counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        counts.contains_key(&user)
-    }
-}
-
-#[async_trait]
-impl Interest for RedisSubscriptions {
-    async fn arrive(&self, user: UserId) {
-        let (before, _) = self.count(user, 1);
-        if before > 0 {
-            return;
-        }
-        let _change = self.changes.lock().await;
-        if self.wanted(user)
-            && let Err(error) = self
-                .connection
-                .subscriber
-                .subscribe(user_channel(&self.connection, user))
-                .await
-        {
-            // Live events from other instances will not reach this user's socket until the
-            // subscription is restored; the socket still fills gaps from storage and `sync`.
-            tracing::warn!(%error, %user, "could not subscribe to the user's channel");
-        }
-    }
-
-    async fn leave(&self, user: UserId) {
-        let (_, after) = self.count(user, -1);
-        if after > 0 {
-            return;
-        }
-        let _change = self.changes.lock().await;
-        if !self.wanted(user)
-            && let Err(error) = self
-                .connection
-                .subscriber
-                .unsubscribe(user_channel(&self.connection, user))
-                .await
-        {
-            tracing::warn!(%error, %user, "could not unsubscribe from the user's channel");
-        }
-    }
+/// The channel an instance listens on.
+fn instance_channel(connection: &RedisConnection, instance: &str) -> String {
+    connection.key(&format!("instance:{instance}"))
 }
 
 /// Fan-out across instances: each event is delivered to this instance's sockets at once, then
-/// published, serialized once, on the channel of each recipient. Other instances deliver what
-/// arrives on a channel to that user's sockets there.
+/// sent to the other instances that hold sockets of its recipients, found in their routes
+/// ([`RedisRoutes`](crate::RedisRoutes)). Each instance listens on a channel of its own and
+/// gets one copy of each event, addressed to its own recipients only.
 ///
-/// Publishing to Redis happens off the caller's path: [`EventPublisher::publish`] delivers
-/// locally, hands the event to one publisher task and returns, so a sender's ack never waits
-/// for a Redis round trip, nor for the event's copies to be serialized (a copy per member for
-/// `conversation.updated`). The task sends whatever has queued up in one pipeline, in order,
-/// so under load many events share one write.
+/// An instance never hears its own events back, and a message to a group costs one publish
+/// per other instance holding members' sockets, not one per member. Routes are read after the
+/// event's change is committed, and an instance adds itself to a user's routes before a new
+/// socket reads its backlog: whatever that backlog misses is published to it.
+///
+/// Publishing happens off the caller's path: [`EventPublisher::publish`] delivers locally,
+/// hands the event to one publisher task and returns, so a sender's ack never waits for
+/// Redis. The task handles whatever has queued up together: one route lookup for all of its
+/// recipients, then one pipeline of publishes, in order.
 #[derive(Debug, Clone)]
 pub struct RedisBus {
     connection: RedisConnection,
@@ -142,7 +61,7 @@ pub struct RedisBus {
 /// with gap filling and `sync`, and senders are never held up.
 const OUTGOING_CAPACITY: usize = 65_536;
 
-/// The most events sent in one pipeline.
+/// The most events handled together.
 const BATCH: usize = 512;
 
 impl RedisBus {
@@ -159,15 +78,19 @@ impl RedisBus {
         }
     }
 
-    /// Delivers what other instances publish, until the process ends. A reader that falls
-    /// behind loses events, not order: the sockets fill gaps from storage.
-    pub fn listen(&self) -> tokio::task::JoinHandle<()> {
+    /// Subscribes to this instance's channel, then delivers what other instances publish
+    /// there until the process ends. Fails when the subscription cannot be made now; it is
+    /// restored after any later reconnect. A reader that falls behind loses events, not
+    /// order: the sockets fill gaps from storage.
+    pub async fn listen(&self) -> Result<tokio::task::JoinHandle<()>, fred::error::Error> {
         let mut messages = self.connection.subscriber.message_rx();
-        let connection = self.connection.clone();
+        let channel = instance_channel(&self.connection, self.connection.instance_id());
+        self.connection
+            .subscriber
+            .subscribe(channel.as_str())
+            .await?;
         let hub = self.hub.clone();
-        let channel_prefix = connection.key("user:");
-        let own_prefix = Envelope::prefix_of(connection.instance_id());
-        tokio::spawn(async move {
+        Ok(tokio::spawn(async move {
             loop {
                 let message = match messages.recv().await {
                     Ok(message) => message,
@@ -180,71 +103,104 @@ impl RedisBus {
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 };
-                let Some(user) = message
-                    .channel
-                    .strip_prefix(channel_prefix.as_str())
-                    .and_then(|id| id.parse().ok())
-                else {
+                if *message.channel != *channel {
                     continue;
-                };
+                }
                 let Some(text) = message.value.as_str() else {
                     continue;
                 };
-                // This instance delivered its own events when it published them; it hears
-                // them back for every local recipient, so it skips them before parsing.
-                if text.starts_with(own_prefix.as_str()) {
-                    continue;
-                }
-                let envelope: Envelope = match serde_json::from_str(&text) {
-                    Ok(envelope) => envelope,
-                    Err(error) => {
-                        tracing::warn!(%error, "unreadable event on the Redis bus");
-                        continue;
-                    }
-                };
-                if envelope.origin != connection.instance_id() {
-                    deliver_to(&hub, &envelope.event.addressed_to(user), Some(user));
+                match serde_json::from_str::<Event>(&text) {
+                    Ok(event) => deliver(&hub, &event),
+                    Err(error) => tracing::warn!(%error, "unreadable event on the Redis bus"),
                 }
             }
-        })
+        }))
     }
 }
 
-/// Sends queued events to Redis, in order, as many as have queued up per pipeline: each
-/// event's copies (see [`Event::into_channel_copies`]) on the channels of their recipients.
+/// Sends queued events to the other instances that hold sockets of their recipients, in
+/// order, as many as have queued up at a time.
 async fn publish_queued(connection: RedisConnection, mut queue: mpsc::Receiver<Event>) {
+    let lookup = Script::from_lua(ROUTES);
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
-        let pipeline = connection.client.pipeline();
-        let mut queued = true;
-        for (recipients, copy) in batch.drain(..).flat_map(Event::into_channel_copies) {
-            let envelope = Envelope {
-                origin: connection.instance_id(),
-                event: &copy,
-            };
-            let payload = match serde_json::to_string(&envelope) {
+        // The changes are committed and delivered here; other instances' clients recover
+        // what a Redis outage drops with gap filling and `sync`.
+        if let Err(error) = publish_batch(&connection, &lookup, &batch).await {
+            tracing::warn!(%error, "could not publish events on the Redis bus");
+        }
+        batch.clear();
+    }
+}
+
+async fn publish_batch(
+    connection: &RedisConnection,
+    lookup: &Script,
+    batch: &[Event],
+) -> Result<(), fred::error::Error> {
+    let routes = routes_of(connection, lookup, batch).await?;
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let pipeline = connection.client.pipeline();
+    for event in batch {
+        for (instance, users) in by_instance(event, &routes) {
+            let payload = match serde_json::to_string(&event.clone().addressed_to(&users)) {
                 Ok(payload) => payload,
                 Err(error) => {
                     tracing::error!(%error, "could not serialize an event for the bus");
                     continue;
                 }
             };
-            for user in recipients {
-                let result: Result<(), _> = pipeline
-                    .publish(user_channel(&connection, user), payload.as_str())
-                    .await;
-                if let Err(error) = result {
-                    tracing::warn!(%error, "could not queue an event for the bus");
-                    queued = false;
-                }
-            }
-        }
-        // The changes are committed and delivered here; other instances' clients recover
-        // what a Redis outage drops with gap filling and `sync`.
-        if queued && let Err(error) = pipeline.all::<Vec<fred::types::Value>>().await {
-            tracing::warn!(%error, "could not publish events on the Redis bus");
+            let () = pipeline
+                .publish(instance_channel(connection, instance), payload)
+                .await?;
         }
     }
+    let _: Vec<fred::types::Value> = pipeline.all().await?;
+    Ok(())
+}
+
+/// The other instances that hold sockets of each recipient in `batch`.
+async fn routes_of(
+    connection: &RedisConnection,
+    lookup: &Script,
+    batch: &[Event],
+) -> Result<HashMap<UserId, Vec<String>>, fred::error::Error> {
+    let users: HashSet<UserId> = batch.iter().flat_map(Event::recipients).collect();
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut args = vec![
+        now_ms().to_string(),
+        connection.instance_id().to_owned(),
+        route_prefix(connection),
+    ];
+    args.extend(users.iter().map(ToString::to_string));
+    let flat: Vec<String> = lookup
+        .evalsha_with_reload(&connection.client, Vec::<String>::new(), args)
+        .await?;
+    let mut routes: HashMap<UserId, Vec<String>> = HashMap::new();
+    for pair in flat.chunks_exact(2) {
+        if let Ok(user) = pair[0].parse() {
+            routes.entry(user).or_default().push(pair[1].clone());
+        }
+    }
+    Ok(routes)
+}
+
+/// `event`'s recipients grouped by the other instances that hold their sockets.
+fn by_instance<'a>(
+    event: &Event,
+    routes: &'a HashMap<UserId, Vec<String>>,
+) -> BTreeMap<&'a str, HashSet<UserId>> {
+    let mut grouped: BTreeMap<&str, HashSet<UserId>> = BTreeMap::new();
+    for user in event.recipients() {
+        for instance in routes.get(&user).into_iter().flatten() {
+            grouped.entry(instance.as_str()).or_default().insert(user);
+        }
+    }
+    grouped
 }
 
 #[async_trait]
@@ -262,26 +218,33 @@ mod tests {
     use super::*;
     use confab_domain::ConversationId;
 
-    fn envelope(origin: &str) -> String {
-        serde_json::to_string(&Envelope {
-            origin: origin.to_owned(),
-            event: Event::Typing {
-                conversation_id: ConversationId::generate(),
-                user_id: UserId::generate(),
-                typing: true,
-                recipients: vec![UserId::generate()],
-            },
-        })
-        .unwrap()
-    }
-
     #[test]
-    fn an_instance_recognises_its_own_envelopes_and_only_those() {
-        let own = Envelope::prefix_of("a");
-        assert!(envelope("a").starts_with(&own));
-        assert!(!envelope("ab").starts_with(&own));
-        assert!(!envelope("b").starts_with(&own));
-        // Ids that need escaping are compared escaped.
-        assert!(envelope("i\"d").starts_with(&Envelope::prefix_of("i\"d")));
+    fn each_instance_gets_the_recipients_it_holds_sockets_of() {
+        let (ann, bob, cy, dee) = (
+            UserId::generate(),
+            UserId::generate(),
+            UserId::generate(),
+            UserId::generate(),
+        );
+        let typing = Event::Typing {
+            conversation_id: ConversationId::generate(),
+            user_id: ann,
+            typing: true,
+            recipients: vec![ann, bob, cy, dee],
+        };
+        // Bob has devices on two other instances; Dee is only on the publishing one.
+        let routes = HashMap::from([
+            (ann, vec!["b".to_owned()]),
+            (bob, vec!["b".to_owned(), "c".to_owned()]),
+            (cy, vec!["c".to_owned()]),
+        ]);
+        let grouped = by_instance(&typing, &routes);
+        assert_eq!(
+            grouped,
+            BTreeMap::from([
+                ("b", HashSet::from([ann, bob])),
+                ("c", HashSet::from([bob, cy])),
+            ])
+        );
     }
 }

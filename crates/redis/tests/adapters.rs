@@ -6,10 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab_app::Event;
 use confab_app::SessionId;
+use confab_app::ports::EventPublisher;
 use confab_app::ports::{PresenceStore, RateDecision, RateLimit, RateLimiter};
+use confab_domain::ConversationId;
 use confab_domain::UserId;
-use confab_redis::{RedisConnection, RedisPresence, RedisRateLimiter, RedisSettings};
+use confab_realtime::{Hub, Interest, LocalSocket};
+use confab_redis::{
+    RedisBus, RedisConnection, RedisPresence, RedisRateLimiter, RedisRoutes, RedisSettings,
+};
 
 /// A connection as instance `instance` with the test's own prefix, or `None` (said out loud)
 /// when no Redis is configured for tests.
@@ -179,4 +185,134 @@ async fn the_sockets_of_a_dead_instance_expire_and_each_user_is_swept_once() {
         "ann went offline once; bob's socket is renewed"
     );
     assert_eq!(survivor.online(&[ann, bob]).await.unwrap(), vec![bob]);
+}
+
+/// One instance's side of the bus: its hub, its routes and its bus, listening.
+struct Node {
+    hub: Arc<Hub>,
+    routes: RedisRoutes,
+    bus: RedisBus,
+    _listening: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(connection: RedisConnection, ttl: Duration) -> Self {
+        let routes = RedisRoutes::new(connection.clone(), ttl);
+        let hub = Arc::new(Hub::with_interest(Arc::new(routes.clone())));
+        let bus = RedisBus::new(connection, hub.clone());
+        let listening = bus.listen().await.unwrap();
+        Self {
+            hub,
+            routes,
+            bus,
+            _listening: listening,
+        }
+    }
+
+    /// A socket of `user` on this instance, routed like a WebSocket's.
+    async fn socket(&self, user: UserId) -> LocalSocket {
+        let socket = self.hub.attach(user, 16);
+        self.routes.arrive(user).await;
+        socket
+    }
+}
+
+fn typing(recipients: Vec<UserId>) -> Event {
+    Event::Typing {
+        conversation_id: ConversationId::generate(),
+        user_id: UserId::generate(),
+        typing: true,
+        recipients,
+    }
+}
+
+async fn next_frame(socket: &mut LocalSocket) -> String {
+    let frame = tokio::time::timeout(Duration::from_secs(5), socket.queue.recv())
+        .await
+        .expect("a frame within 5 s")
+        .expect("the hub keeps the queue open");
+    frame.text.to_string()
+}
+
+#[tokio::test]
+async fn an_event_reaches_each_recipients_sockets_on_every_instance_once() {
+    let prefix = unique_prefix();
+    let (Some(first), Some(second)) =
+        (instance(&prefix, "i1").await, instance(&prefix, "i2").await)
+    else {
+        return;
+    };
+    let ttl = Duration::from_secs(30);
+    let (one, two) = (
+        Node::start(first, ttl).await,
+        Node::start(second, ttl).await,
+    );
+    let (ann, bob, cy) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let mut ann_here = one.socket(ann).await;
+    let mut ann_there = two.socket(ann).await;
+    let mut bob_there = two.socket(bob).await;
+
+    one.bus.publish(typing(vec![ann, bob, cy])).await;
+    let frames = [
+        next_frame(&mut ann_here).await,
+        next_frame(&mut ann_there).await,
+        next_frame(&mut bob_there).await,
+    ];
+    assert!(frames.iter().all(|frame| frame == &frames[0]));
+
+    // A second event, to Ann only, follows the first on the same path: had the publishing
+    // instance heard its own event back, that copy would be queued before this one.
+    two.bus.publish(typing(vec![ann])).await;
+    let from_two = next_frame(&mut ann_there).await;
+    assert_eq!(next_frame(&mut ann_here).await, from_two);
+    assert!(ann_here.queue.try_recv().is_err(), "nothing else, no echo");
+    assert!(bob_there.queue.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn routes_that_redis_lost_come_back_with_the_next_renewal() {
+    let prefix = unique_prefix();
+    let (Some(first), Some(second)) =
+        (instance(&prefix, "i1").await, instance(&prefix, "i2").await)
+    else {
+        return;
+    };
+    let ttl = Duration::from_millis(600);
+    let (one, two) = (
+        Node::start(first, ttl).await,
+        Node::start(second, ttl).await,
+    );
+    let _renewing = one.routes.keep_alive();
+    let ann = UserId::generate();
+    let mut ann_there = one.socket(ann).await;
+
+    // As if Redis restarted without persistence: every route is gone.
+    let url = std::env::var("CONFAB_TEST_REDIS_URL").unwrap();
+    let raw = fred::prelude::Client::new(
+        fred::prelude::Config::from_url(&url).unwrap(),
+        None,
+        None,
+        None,
+    );
+    fred::prelude::ClientLike::init(&raw).await.unwrap();
+    let deleted: i64 =
+        fred::prelude::KeysInterface::del(&raw, format!("{prefix}:route:user:{ann}"))
+            .await
+            .unwrap();
+    assert_eq!(deleted, 1, "the route was there");
+
+    // Published until it gets through: the renewal within a third of the TTL restores it.
+    let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            two.bus.publish(typing(vec![ann])).await;
+            if tokio::time::timeout(Duration::from_millis(100), ann_there.queue.recv())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(arrived.is_ok(), "events reach ann's socket again");
 }

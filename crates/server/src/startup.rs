@@ -15,8 +15,8 @@ use confab_persistence::{
 };
 use confab_realtime::{Hub, InProcessPresence, InProcessPublisher, InProcessRateLimiter};
 use confab_redis::{
-    RedisBus, RedisConnection, RedisPresence, RedisProbe, RedisRateLimiter, RedisSettings,
-    RedisSubscriptions,
+    RedisBus, RedisConnection, RedisPresence, RedisProbe, RedisRateLimiter, RedisRoutes,
+    RedisSettings,
 };
 
 use crate::Config;
@@ -91,11 +91,15 @@ impl SharedState {
         let connection = RedisConnection::connect(settings)
             .await
             .map_err(|e| StartupError::Redis(e.to_string()))?;
-        let hub = Arc::new(Hub::with_interest(Arc::new(RedisSubscriptions::new(
-            connection.clone(),
-        ))));
+        let routes = RedisRoutes::new(connection.clone(), presence_ttl);
+        tasks.push(routes.keep_alive());
+        let hub = Arc::new(Hub::with_interest(Arc::new(routes)));
         let bus = RedisBus::new(connection.clone(), hub.clone());
-        tasks.push(bus.listen());
+        tasks.push(
+            bus.listen()
+                .await
+                .map_err(|e| StartupError::Redis(e.to_string()))?,
+        );
         let presence = RedisPresence::new(connection.clone(), presence_ttl);
         tasks.push(presence.keep_alive());
         tracing::info!(
