@@ -217,6 +217,19 @@ impl Node {
     }
 }
 
+/// Two instances, `i1` and `i2`, on the bus with the test's own prefix, and that prefix; or
+/// `None` when no Redis is configured for tests.
+async fn two_nodes(ttl: Duration) -> Option<(Node, Node, String)> {
+    let prefix = unique_prefix();
+    let first = instance(&prefix, "i1").await?;
+    let second = instance(&prefix, "i2").await?;
+    Some((
+        Node::start(first, ttl).await,
+        Node::start(second, ttl).await,
+        prefix,
+    ))
+}
+
 fn typing(recipients: Vec<UserId>) -> Event {
     Event::Typing {
         conversation_id: ConversationId::generate(),
@@ -236,17 +249,9 @@ async fn next_frame(socket: &mut LocalSocket) -> String {
 
 #[tokio::test]
 async fn an_event_reaches_each_recipients_sockets_on_every_instance_once() {
-    let prefix = unique_prefix();
-    let (Some(first), Some(second)) =
-        (instance(&prefix, "i1").await, instance(&prefix, "i2").await)
-    else {
+    let Some((one, two, _)) = two_nodes(Duration::from_secs(30)).await else {
         return;
     };
-    let ttl = Duration::from_secs(30);
-    let (one, two) = (
-        Node::start(first, ttl).await,
-        Node::start(second, ttl).await,
-    );
     let (ann, bob, cy) = (UserId::generate(), UserId::generate(), UserId::generate());
     let mut ann_here = one.socket(ann).await;
     let mut ann_there = two.socket(ann).await;
@@ -271,17 +276,9 @@ async fn an_event_reaches_each_recipients_sockets_on_every_instance_once() {
 
 #[tokio::test]
 async fn routes_that_redis_lost_come_back_with_the_next_renewal() {
-    let prefix = unique_prefix();
-    let (Some(first), Some(second)) =
-        (instance(&prefix, "i1").await, instance(&prefix, "i2").await)
-    else {
+    let Some((one, two, prefix)) = two_nodes(Duration::from_millis(600)).await else {
         return;
     };
-    let ttl = Duration::from_millis(600);
-    let (one, two) = (
-        Node::start(first, ttl).await,
-        Node::start(second, ttl).await,
-    );
     let _renewing = one.routes.keep_alive();
     let ann = UserId::generate();
     let mut ann_there = one.socket(ann).await;
