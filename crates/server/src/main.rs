@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use confab_server::{Application, Cli, Command, MigrateAction, telemetry};
 
+/// mimalloc rather than the system allocator: glibc keeps a freed block of a size it has seen
+/// before in the arena that freed it, so each login's 19 MiB Argon2 block stayed in the
+/// process (50 concurrent signups: RSS 23 → 259 MB, never returned). mimalloc gives such
+/// blocks back to the OS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     confab_server::install_crypto_provider();
     let cli = Cli::parse();
