@@ -11,7 +11,8 @@ use fred::types::scripts::Script;
 use tokio::sync::mpsc;
 
 use crate::RedisConnection;
-use crate::routes::{now_ms, route_prefix};
+use crate::deadline::now_ms;
+use crate::routes::route_prefix;
 
 /// The other live instances that hold sockets of some users: for each user that has any, the
 /// user and the instance, flattened. The publishing instance is left out: it delivered to its

@@ -14,6 +14,7 @@
 
 mod bus;
 mod connection;
+mod deadline;
 mod limiter;
 mod presence;
 mod probe;

@@ -9,6 +9,7 @@ use confab_domain::UserId;
 use fred::types::scripts::Script;
 
 use crate::RedisConnection;
+use crate::deadline::{keep_ms, now_ms, ttl_ms};
 
 /// A socket joins its user's set with a deadline; returns how many live sockets the user has.
 /// The sets themselves expire long after any deadline in them (ten TTLs), only so that Redis
@@ -104,10 +105,6 @@ fn member(user: UserId, session: SessionId) -> String {
     format!("{user}|{session}")
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 impl RedisPresence {
     /// Presence on `connection`; a socket whose instance stops renewing it counts as gone
     /// after `ttl`.
@@ -133,11 +130,11 @@ impl RedisPresence {
 
     /// How long Redis keeps a user's set after its last renewal (see CONNECT).
     fn keep_ms(&self) -> i64 {
-        self.ttl_ms().saturating_mul(10)
+        keep_ms(self.ttl)
     }
 
     fn ttl_ms(&self) -> i64 {
-        i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
+        ttl_ms(self.ttl)
     }
 
     /// Renews the deadlines of this instance's sockets every third of the TTL, until the

@@ -9,6 +9,7 @@ use fred::interfaces::SortedSetsInterface;
 use fred::types::scripts::Script;
 
 use crate::RedisConnection;
+use crate::deadline::{keep_ms, now_ms, ttl_ms};
 
 /// Puts this instance on the routes of some users, with a deadline, and clears the deadlines
 /// already passed (instances that stopped renewing theirs). A user's set expires long after
@@ -35,10 +36,6 @@ pub(crate) fn route_key(prefix: &str, user: UserId) -> String {
 /// What every route key begins with.
 pub(crate) fn route_prefix(connection: &RedisConnection) -> String {
     connection.key("route:user:")
-}
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Which instances hold sockets of which users, kept in Redis for the bus (see
@@ -124,11 +121,10 @@ impl RedisRoutes {
 
     async fn add(&self, users: &[UserId]) -> Result<(), fred::error::Error> {
         let now = now_ms();
-        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let mut args = vec![
-            now.saturating_add(ttl_ms).to_string(),
+            now.saturating_add(ttl_ms(self.ttl)).to_string(),
             now.to_string(),
-            ttl_ms.saturating_mul(10).to_string(),
+            keep_ms(self.ttl).to_string(),
             self.connection.instance_id().to_owned(),
             route_prefix(&self.connection),
         ];
