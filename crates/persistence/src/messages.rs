@@ -22,7 +22,7 @@ use crate::group_commit::GroupCommit;
 #[derive(Debug, Clone)]
 pub struct SqlMessageRepository {
     db: DatabaseConnection,
-    /// The writers that store concurrent appends together (absent outside a Tokio runtime).
+    /// The writer that stores concurrent appends together (absent outside a Tokio runtime).
     group_commit: Option<GroupCommit>,
 }
 
@@ -47,8 +47,8 @@ impl SqlMessageRepository {
             .ok_or_else(|| DbErr::RecordNotFound(format!("message {id}")))
     }
 
-    /// The repository over `db`. Called within a Tokio runtime, it starts the writers that
-    /// store concurrent appends together, with one commit (see `group_commit.rs`); outside
+    /// The repository over `db`. Called within a Tokio runtime, it starts the writer that
+    /// stores concurrent appends together, with one commit (see `group_commit.rs`); outside
     /// one, each append is its own transaction.
     pub fn new(db: DatabaseConnection) -> Self {
         let group_commit = tokio::runtime::Handle::try_current()
