@@ -268,3 +268,38 @@ async fn a_known_route_with_the_wrong_method_is_a_json_error() {
         .expect("a JSON error body, not bare text");
     assert!(!body.error.message.is_empty());
 }
+
+/// A Postgres restart, or a proxy dropping idle links, ends the server's pooled connections
+/// under it. Requests that come after are served on fresh connections: none fails, and every
+/// message sent is stored. (On SQLite there is no connection to lose; the Postgres pass of CI
+/// runs this for real.)
+#[tokio::test]
+async fn messages_go_through_after_postgres_ends_the_servers_connections() {
+    let app = TestApp::spawn().await;
+    if !app.is_postgres() {
+        return;
+    }
+    let ann = app.signup("ann").await;
+    let bob = app.signup("bob").await;
+    let (_, direct) = app.open_direct(&ann, &bob).await;
+    // Every pooled path (the batched reads, the group-commit writer) has a connection now.
+    app.send_message(&ann, direct.id, "before", None).await;
+
+    let ended = app.database().end_other_sessions().await;
+    assert!(ended > 0, "the server held connections to end");
+
+    for body in ["after 1", "after 2", "after 3"] {
+        let (status, _) = app.send_message(&bob, direct.id, body, None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let bodies: Vec<Option<String>> = app
+        .all_messages(&ann, direct.id)
+        .await
+        .into_iter()
+        .map(|message| message.body)
+        .collect();
+    assert_eq!(
+        bodies,
+        ["before", "after 1", "after 2", "after 3"].map(|body| Some(body.to_owned()))
+    );
+}

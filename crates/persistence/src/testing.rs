@@ -11,7 +11,7 @@ use std::time::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 
 use crate::entities::conversations;
@@ -72,6 +72,66 @@ impl TestDatabase {
             .await
             .expect("write the conversation's row");
         HeldConversation { transaction }
+    }
+
+    /// Ends every other session on this Postgres database, as a Postgres restart or a proxy
+    /// dropping its links would, and waits until they are gone; returns how many there were.
+    /// Pools that held them find out on their next use. On SQLite there are no sessions to
+    /// end: returns 0.
+    ///
+    /// # Panics
+    ///
+    /// If the sessions cannot be listed or ended, or are still there after 10 s.
+    pub async fn end_other_sessions(&self) -> usize {
+        if !self.is_postgres() {
+            return 0;
+        }
+        // A connection of its own, outside the pool under test, so that ending the others
+        // never ends it and what the pool does with dead connections cannot change the outcome.
+        let own = connect_server(&self.url)
+            .await
+            .expect("connect to the test database");
+        let query = |sql: String| {
+            let own = &own;
+            async move {
+                let rows = own
+                    .query_all_raw(Statement::from_string(DbBackend::Postgres, sql.clone()))
+                    .await
+                    .unwrap_or_else(|err| panic!("{sql}: {err}"));
+                rows.iter()
+                    .map(|row| row.try_get::<i32>("", "pid").expect("a session's pid"))
+                    .collect::<Vec<i32>>()
+            }
+        };
+        // The test's own pool may hold sessions too; those end as well.
+        let pids = query(
+            // In the select list, so that it runs only for the rows the filter kept: a
+            // condition in the filter may be evaluated before the others.
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                .to_owned(),
+        )
+        .await;
+        if pids.is_empty() {
+            return 0;
+        }
+        let list = pids
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        for _ in 0..100 {
+            let left = query(format!(
+                "SELECT pid FROM pg_stat_activity WHERE pid IN ({list})"
+            ))
+            .await;
+            if left.is_empty() {
+                let _ = own.close().await;
+                return pids.len();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the ended sessions were still there after 10 s");
     }
 
     /// Whether this database is on Postgres rather than SQLite.
