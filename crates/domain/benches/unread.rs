@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use confab_domain::{ConversationId, Member, Role, Seq, UserId};
+use confab_domain::{ConversationId, DeletedSeqs, Member, Role, Seq, UserId};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// The conversation's newest seq.
@@ -36,16 +36,23 @@ fn deleted(count: u64) -> Vec<Seq> {
     (1..=count).rev().map(|i| Seq::new(i * step)).collect()
 }
 
+/// Spread evenly over `(from, LAST_SEQ]`: the `deleted_seqs` above a room's lowest cursor.
+fn deleted_above(from: u64, count: u64) -> Vec<Seq> {
+    let step = (LAST_SEQ - from) / count.max(1);
+    (1..=count).map(|i| Seq::new(from + i * step)).collect()
+}
+
 fn unread_count(c: &mut Criterion) {
     let member = member();
     let mut group = c.benchmark_group("unread_count");
     for count in [0_u64, 10, 100, 1_000] {
-        let deleted = deleted(count);
+        let seqs = deleted(count);
         // Sanity: the arithmetic the benchmark measures gives the right answer.
-        let above = deleted
+        let above = seqs
             .iter()
             .filter(|seq| seq.value() > READ_SEQ && seq.value() <= LAST_SEQ)
             .count() as u64;
+        let deleted = DeletedSeqs::new(seqs);
         assert_eq!(
             member.unread_count(Seq::new(LAST_SEQ), &deleted),
             LAST_SEQ - READ_SEQ - above
@@ -56,7 +63,7 @@ fn unread_count(c: &mut Criterion) {
             |b, deleted| {
                 b.iter(|| {
                     black_box(&member)
-                        .unread_count(black_box(Seq::new(LAST_SEQ)), black_box(deleted.as_slice()))
+                        .unread_count(black_box(Seq::new(LAST_SEQ)), black_box(deleted))
                 });
             },
         );
@@ -65,8 +72,8 @@ fn unread_count(c: &mut Criterion) {
 }
 
 /// What one `conversation.updated` costs in a big room: every member's count against the
-/// same list of deleted seqs above the lowest cursor (as the activity service computes it), so
-/// the cost is members × deleted.
+/// same deleted seqs above the lowest cursor (as the activity service computes it), two binary
+/// searches a member.
 fn unread_count_room(c: &mut Criterion) {
     const MEMBERS: u64 = 10_000;
     let template = member();
@@ -82,11 +89,10 @@ fn unread_count_room(c: &mut Criterion) {
     let mut group = c.benchmark_group("unread_count_room_10k");
     group.throughput(Throughput::Elements(MEMBERS));
     group.sample_size(20);
-    for count in [0_u64, 10, 100] {
-        // `count` deleted seqs above the lowest cursor, as `deleted_seqs` returns them.
-        let deleted: Vec<Seq> = (1..=count)
-            .map(|i| Seq::new(lowest + i * (1_000 / count.max(1))))
-            .collect();
+    for count in [0_u64, 10, 100, 1_000] {
+        // `count` deleted seqs above the lowest cursor, as `deleted_seqs` returns them, sorted
+        // once per update as the activity service does.
+        let deleted = DeletedSeqs::new(deleted_above(lowest, count));
         group.bench_with_input(
             BenchmarkId::new("deleted", count),
             &deleted,

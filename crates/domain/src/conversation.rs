@@ -1,7 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{ConversationId, Seq, Timestamp, UserId, ValidationError};
+use crate::{ConversationId, DeletedSeqs, Seq, Timestamp, UserId, ValidationError};
 
 /// What kind of conversation this is, which decides who can be in it and how they join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,23 +181,19 @@ impl Member {
     ///
     /// This rests on an invariant the message path keeps: sending a message raises the
     /// sender's read cursor to it, so a member's own messages are never above their cursor.
-    /// `deleted` lists the seqs of deleted messages (any order; those at or below the cursor
-    /// are ignored).
+    /// `deleted` holds the seqs of deleted messages (those at or below the cursor are ignored).
     ///
     /// ```
     /// # use confab_domain::*;
     /// # let now = chrono::Utc::now();
     /// let member = Member { conversation_id: ConversationId::generate(), user_id: UserId::generate(),
     ///     role: Role::Member, joined_at: now, read_seq: Seq::new(3), delivered_seq: Seq::new(3), muted_until: None };
-    /// assert_eq!(member.unread_count(Seq::new(10), &[Seq::new(2), Seq::new(5)]), 6);
+    /// let deleted = DeletedSeqs::new(vec![Seq::new(2), Seq::new(5)]);
+    /// assert_eq!(member.unread_count(Seq::new(10), &deleted), 6);
     /// ```
-    pub fn unread_count(&self, last_seq: Seq, deleted: &[Seq]) -> u64 {
+    pub fn unread_count(&self, last_seq: Seq, deleted: &DeletedSeqs) -> u64 {
         let above = last_seq.value().saturating_sub(self.read_seq.value());
-        let deleted_above = deleted
-            .iter()
-            .filter(|seq| **seq > self.read_seq && **seq <= last_seq)
-            .count() as u64;
-        above.saturating_sub(deleted_above)
+        above.saturating_sub(deleted.count_in(self.read_seq, last_seq))
     }
 }
 

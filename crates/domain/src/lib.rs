@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod conversation;
+mod deleted_seqs;
 mod error;
 mod ids;
 mod message;
@@ -25,6 +26,7 @@ mod user;
 mod values;
 
 pub use conversation::{Conversation, ConversationKind, DirectPair, Member, Role};
+pub use deleted_seqs::DeletedSeqs;
 pub use error::{ValidationError, ValidationErrors};
 pub use ids::{ConversationId, MessageId, UserId};
 pub use message::{Message, MessageKind};

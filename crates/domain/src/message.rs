@@ -146,7 +146,7 @@ mod tests {
         fn member_unread_arithmetic_agrees_with_counting(
             log in proptest::collection::vec((any::<bool>(), any::<bool>(), any::<bool>()), 0..60),
         ) {
-            use crate::{Member, Role};
+            use crate::{DeletedSeqs, Member, Role};
             let (me, other) = (UserId::generate(), UserId::generate());
             let mut read = 0u64;
             let mut messages = Vec::new();
@@ -158,7 +158,7 @@ mod tests {
                 }
             }
             let last = Seq::new(messages.len() as u64);
-            let deleted: Vec<Seq> = messages.iter().filter(|m| m.deleted_at.is_some()).map(|m| m.seq).collect();
+            let deleted = DeletedSeqs::new(messages.iter().filter(|m| m.deleted_at.is_some()).map(|m| m.seq).collect());
             let member = Member {
                 conversation_id: ConversationId::generate(), user_id: me, role: Role::Member,
                 joined_at: chrono::Utc::now(), read_seq: Seq::new(read), delivered_seq: Seq::new(read), muted_until: None,

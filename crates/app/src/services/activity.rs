@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use confab_domain::{Conversation, ConversationId, Member, Message, Seq};
+use confab_domain::{Conversation, ConversationId, DeletedSeqs, Member, Message, Seq};
 
 use crate::ports::{ConversationRepository, EventPublisher, MessageRepository};
 use crate::{AppError, Event, MemberActivity};
@@ -59,11 +59,13 @@ impl ActivityNotifier {
             .unwrap_or(Seq::ZERO);
         // Deleted messages matter only above someone's cursor; usually there are none.
         let deleted = if lowest_cursor < conversation.last_deleted_seq {
-            self.messages
-                .deleted_seqs(conversation_id, lowest_cursor)
-                .await?
+            DeletedSeqs::new(
+                self.messages
+                    .deleted_seqs(conversation_id, lowest_cursor)
+                    .await?,
+            )
         } else {
-            Vec::new()
+            DeletedSeqs::default()
         };
         let members = members
             .iter()
