@@ -850,3 +850,64 @@ async fn what_arrives_for_a_user_is_not_held_up_by_their_own_slow_send() {
         matches!(ack, ServerFrame::Ack { result: AckResult::Sent { message }, .. } if message.seq == 1 && message.body.as_deref() == Some("hello"))
     );
 }
+
+#[tokio::test]
+async fn each_members_badge_leaves_out_the_deleted_messages_above_their_own_cursor() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, cid) = (
+        app.signup("ann").await,
+        app.signup("bob").await,
+        app.signup("cid").await,
+    );
+    let group = app.create_group(&ann, "badges", &[&bob, &cid]).await;
+    let mut sent = Vec::new();
+    for i in 1..=4 {
+        sent.push(
+            app.send_message(&ann, group.id, &format!("m{i}"), None)
+                .await
+                .1,
+        );
+    }
+    // Bob has read up to the first message; cid has read nothing.
+    app.mark_read(&bob, group.id, 1).await;
+    let (mut bob_socket, _) = Device::connect(&app, &bob).await;
+    let (mut cid_socket, _) = Device::connect(&app, &cid).await;
+    let badges = |frames: Vec<ServerFrame>| -> Vec<u64> {
+        frames
+            .into_iter()
+            .filter_map(|f| match f {
+                ServerFrame::ConversationUpdated { conversation }
+                    if conversation.id == group.id =>
+                {
+                    Some(conversation.unread_count)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let delete = |message: &Message| {
+        app.client
+            .delete(app.api(&format!(
+                "/conversations/{}/messages/{}",
+                group.id, message.id
+            )))
+            .bearer_auth(&ann.token)
+            .send()
+    };
+
+    // The third message goes: above both cursors, so both badges drop by one.
+    assert_eq!(delete(&sent[2]).await.unwrap().status(), 200);
+    assert_eq!(badges(bob_socket.drain().await), [2]);
+    assert_eq!(badges(cid_socket.drain().await), [3]);
+    // The first goes: at bob's cursor, so only cid's badge drops.
+    assert_eq!(delete(&sent[0]).await.unwrap().status(), 200);
+    assert_eq!(badges(bob_socket.drain().await), [2]);
+    assert_eq!(badges(cid_socket.drain().await), [2]);
+    // A new message counts on top, with both deletions still left out.
+    app.send_message(&ann, group.id, "m5", None).await;
+    assert_eq!(badges(bob_socket.drain().await), [3]);
+    assert_eq!(badges(cid_socket.drain().await), [3]);
+    // REST agrees.
+    assert_eq!(app.conversation(&bob, group.id).await.unread_count, 3);
+    assert_eq!(app.conversation(&cid, group.id).await.unread_count, 3);
+}
