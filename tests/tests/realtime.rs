@@ -167,6 +167,19 @@ fn seqs(messages: &[&Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
+/// The unread counts that `conversation.updated` frames gave for `conversation`, in order.
+fn badges(frames: &[ServerFrame], conversation: Uuid) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::ConversationUpdated { conversation: c } if c.id == conversation => {
+                Some(c.unread_count)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn an_offline_user_receives_the_backlog_on_connect_in_order_then_sync_done() {
     let app = TestApp::spawn().await;
@@ -379,19 +392,7 @@ async fn reading_on_one_device_updates_the_badge_on_the_other_and_receipts_reach
             .await;
     }
     // Each new message badges bob's devices with his own unread count, and keeps ann's at 0.
-    let badges = |frames: &[ServerFrame]| -> Vec<u64> {
-        frames
-            .iter()
-            .filter_map(|f| match f {
-                ServerFrame::ConversationUpdated { conversation }
-                    if conversation.id == direct.id =>
-                {
-                    Some(conversation.unread_count)
-                }
-                _ => None,
-            })
-            .collect()
-    };
+    let badges = |frames: &[ServerFrame]| badges(frames, direct.id);
     assert_eq!(badges(&bob_laptop.drain().await), [1, 2, 3]);
     assert_eq!(badges(&ann_socket.drain().await), [0, 0, 0]);
     bob_phone.drain().await;
@@ -872,19 +873,7 @@ async fn each_members_badge_leaves_out_the_deleted_messages_above_their_own_curs
     app.mark_read(&bob, group.id, 1).await;
     let (mut bob_socket, _) = Device::connect(&app, &bob).await;
     let (mut cid_socket, _) = Device::connect(&app, &cid).await;
-    let badges = |frames: Vec<ServerFrame>| -> Vec<u64> {
-        frames
-            .into_iter()
-            .filter_map(|f| match f {
-                ServerFrame::ConversationUpdated { conversation }
-                    if conversation.id == group.id =>
-                {
-                    Some(conversation.unread_count)
-                }
-                _ => None,
-            })
-            .collect()
-    };
+    let badges = |frames: Vec<ServerFrame>| badges(&frames, group.id);
     let delete = |message: &Message| {
         app.client
             .delete(app.api(&format!(
