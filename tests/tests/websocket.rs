@@ -252,6 +252,53 @@ async fn a_non_members_socket_gets_nothing_and_cannot_send() {
 }
 
 #[tokio::test]
+async fn a_muted_member_is_refused_over_rest_and_the_socket_until_the_mute_is_lifted() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    let bob = app.signup("bob").await;
+    let group = app.create_group(&ann, "Team", &[&bob]).await;
+    let mut ann_socket = WsClient::connect(&app, &ann).await;
+    let mut bob_socket = WsClient::connect(&app, &bob).await;
+    let an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.database().mute(group.id, bob.id, Some(an_hour)).await;
+
+    // Before anything was sent to the group, and after: the server checks the mute either way.
+    let response = app
+        .send_message_raw(&bob, group.id, &serde_json::json!({"body": "let me speak"}))
+        .await;
+    confab_tests::expect_error(response, StatusCode::FORBIDDEN, ErrorCode::Forbidden).await;
+    let welcome = ann_socket
+        .send_message(group.id, "welcome", None, "a-1")
+        .await;
+    assert_eq!(
+        bob_socket.barrier().await,
+        [ServerFrame::MessageNew { message: welcome }],
+        "a muted member still hears the conversation"
+    );
+    bob_socket
+        .send_frame(&send(group.id, "please", None), "b-1")
+        .await;
+    let (reference, code, _) = bob_socket.expect_error().await;
+    assert_eq!(
+        (reference.as_deref(), code),
+        (Some("b-1"), ErrorCode::Forbidden)
+    );
+    assert!(ann_socket.barrier().await.is_empty(), "nothing was posted");
+    assert_eq!(app.all_messages(&ann, group.id).await.len(), 1);
+
+    // The socket stays open, and once the mute is lifted the next send goes through.
+    app.database().mute(group.id, bob.id, None).await;
+    let thanks = bob_socket
+        .send_message(group.id, "thanks", None, "b-2")
+        .await;
+    assert_eq!(thanks.seq, 2);
+    assert_eq!(
+        ann_socket.barrier().await,
+        [ServerFrame::MessageNew { message: thanks }]
+    );
+}
+
+#[tokio::test]
 async fn resending_a_client_msg_id_over_the_socket_acks_the_first_message_and_fans_out_nothing() {
     let (app, ann, bob, direct) = ann_and_bob().await;
     let mut ann_tab1 = WsClient::connect(&app, &ann).await;

@@ -7,8 +7,8 @@ use confab_app::ports::{ConversationRepository, StoreResult};
 use confab_domain::{Conversation, ConversationId, DirectPair, Member, Role, Seq, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, JoinType, QueryFilter,
-    QueryOrder, QuerySelect, RelationDef, RelationTrait, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationDef, RelationTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -17,14 +17,11 @@ use sea_orm::{IdenStatic, QueryTrait};
 use crate::convert;
 use crate::entities::{conversation_members, conversations, messages};
 use crate::error::{UniqueIndex, missing, roll_back, store_error};
-use crate::posting_reads::{self, PostingReads};
 
 /// Conversations and their members, in the `conversations` and `conversation_members` tables.
 #[derive(Debug, Clone)]
 pub struct SqlConversationRepository {
     db: DatabaseConnection,
-    /// On Postgres, the reader that answers concurrent `find_with_members` with one query.
-    posting_reads: Option<PostingReads>,
 }
 
 impl SqlConversationRepository {
@@ -64,14 +61,8 @@ impl SqlConversationRepository {
     }
 
     /// The repository over `db`.
-    ///
-    /// On Postgres, called within a Tokio runtime, it starts the reader that answers the reads
-    /// of concurrent sends with one query (see `posting_reads.rs`).
     pub fn new(db: DatabaseConnection) -> Self {
-        let posting_reads = (db.get_database_backend() == DbBackend::Postgres
-            && tokio::runtime::Handle::try_current().is_ok())
-        .then(|| PostingReads::start(db.clone()));
-        Self { db, posting_reads }
+        Self { db }
     }
 
     async fn find_direct(&self, key: &str) -> StoreResult<Option<Conversation>> {
@@ -181,16 +172,6 @@ impl ConversationRepository for SqlConversationRepository {
             .await
             .map_err(store_error)?;
         row.map(convert::conversation).transpose()
-    }
-
-    async fn find_with_members(
-        &self,
-        id: ConversationId,
-    ) -> StoreResult<Option<(Conversation, Vec<Member>)>> {
-        match &self.posting_reads {
-            Some(reads) => reads.find_with_members(id).await,
-            None => Ok(posting_reads::load(&self.db, &[id]).await?.remove(&id)),
-        }
     }
 
     async fn list_for_user(&self, user: UserId) -> StoreResult<Vec<Conversation>> {

@@ -99,7 +99,7 @@ pub(crate) fn missing(what: impl Into<String>) -> StoreError {
 /// Rolls `txn` back after `cause` made it fail. The cause is what the caller reports, so a
 /// failing rollback is only logged; the database discards the transaction either way once
 /// the connection drops it.
-pub(crate) async fn roll_back(txn: DatabaseTransaction, cause: &DbErr) {
+pub(crate) async fn roll_back(txn: DatabaseTransaction, cause: &(dyn fmt::Display + Sync)) {
     if let Err(rollback) = txn.rollback().await {
         tracing::warn!(error = %rollback, cause = %cause, "rolling back a failed transaction failed");
     }

@@ -25,7 +25,7 @@ mod error;
 mod group_commit;
 mod linger;
 mod messages;
-mod posting_reads;
+mod posting;
 mod users;
 
 // Test support: a database that cannot be set up should fail the test loudly, so unwrap and

@@ -1,28 +1,29 @@
 //! [`MessageRepository`] on sea-orm.
 
 use async_trait::async_trait;
-use confab_app::ports::{Appended, MessageRepository, NewMessage, StoreResult};
+use confab_app::ports::{MessageRepository, NewMessage, Posted, StoreError, StoreResult};
 use confab_app::{MessagePage, PageQuery};
 use confab_domain::{
     ClientMsgId, ConversationId, Message, MessageBody, MessageId, Seq, Timestamp, UserId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, IdenStatic, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    RelationTrait, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    IdenStatic, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::convert;
 use crate::entities::{conversation_members, conversations, messages};
-use crate::error::{UniqueIndex, roll_back, store_error};
-use crate::group_commit::GroupCommit;
+use crate::error::{roll_back, store_error};
+use crate::group_commit::{Batch, GroupCommit, post_alone};
+use crate::posting;
 
 /// Messages, in the `messages` table.
 #[derive(Debug, Clone)]
 pub struct SqlMessageRepository {
     db: DatabaseConnection,
-    /// The writer that stores concurrent appends together (absent outside a Tokio runtime).
+    /// The writer that stores concurrent posts together (absent outside a Tokio runtime).
     group_commit: Option<GroupCommit>,
 }
 
@@ -48,8 +49,8 @@ impl SqlMessageRepository {
     }
 
     /// The repository over `db`. Called within a Tokio runtime, it starts the writer that
-    /// stores concurrent appends together, with one commit (see `group_commit.rs`); outside
-    /// one, each append is its own transaction.
+    /// stores concurrent posts together, with one commit (see `group_commit.rs`); outside
+    /// one, each post is its own transaction.
     pub fn new(db: DatabaseConnection) -> Self {
         let group_commit = tokio::runtime::Handle::try_current()
             .is_ok()
@@ -58,14 +59,10 @@ impl SqlMessageRepository {
     }
 }
 
-/// The body of the append transaction (SQLite); returns the message's seq.
-pub(crate) async fn append_in(
-    txn: &DatabaseTransaction,
-    message: &NewMessage,
-) -> Result<i64, DbErr> {
-    // The UPDATE comes first: it takes SQLite's write lock at once, so a concurrent writer
-    // queues on the busy timeout instead of failing to upgrade a read lock. The next seq is
-    // read and taken in one statement, so seqs have neither gaps nor duplicates.
+/// Appends a message whose sender may post (SQLite); returns its seq.
+async fn append_in(txn: &DatabaseTransaction, message: &NewMessage) -> Result<i64, DbErr> {
+    // The next seq is read and taken in one statement, so seqs have neither gaps nor
+    // duplicates.
     let mut bump = conversations::Entity::update_many()
         .col_expr(
             conversations::Column::LastSeq,
@@ -102,104 +99,69 @@ pub(crate) async fn append_in(
     Ok(seq)
 }
 
-/// Postgres takes the whole append as one statement: the seq is taken, the message stored and
-/// the sender's cursors raised by data-modifying CTEs, so a message costs one round trip and
-/// one commit, like a bare insert. A single statement is atomic on its own: if the insert
-/// fails (a resent `client_msg_id`), the seq it took is given back with it.
-const APPEND_POSTGRES: &str = r#"
-WITH bump AS (
-    UPDATE conversations SET last_seq = last_seq + 1, updated_at = $5
-    WHERE id = $2
-    RETURNING last_seq
-), stored AS (
-    INSERT INTO messages (id, conversation_id, seq, sender_id, kind, body, client_msg_id, created_at)
-    SELECT $1, $2, last_seq, $3, $4, $6, $7, $5 FROM bump
-    RETURNING seq
-), cursors AS (
-    UPDATE conversation_members SET read_seq = stored.seq, delivered_seq = stored.seq
-    FROM stored
-    WHERE conversation_id = $2 AND user_id = $3 AND read_seq < stored.seq
-)
-SELECT seq FROM stored"#;
-
-/// One message on its own, in one commit: a single statement on Postgres, a transaction
-/// elsewhere.
-pub(crate) async fn append_alone(
-    db: &DatabaseConnection,
-    message: &NewMessage,
-) -> Result<i64, DbErr> {
-    match db.get_database_backend() {
-        DbBackend::Postgres => append_postgres(db, message).await,
-        _ => append_in_transaction(db, message).await,
-    }
-}
-
-async fn append_postgres(db: &DatabaseConnection, message: &NewMessage) -> Result<i64, DbErr> {
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        APPEND_POSTGRES,
-        [
-            message.id.as_uuid().into(),
-            message.conversation_id.as_uuid().into(),
-            message.sender_id.as_uuid().into(),
-            message.kind.as_str().into(),
-            message.created_at.into(),
-            message.body.as_str().into(),
-            message
-                .client_msg_id
-                .as_ref()
-                .map(|id| id.as_str().to_owned())
-                .into(),
-        ],
-    );
-    let row = db.query_one_raw(statement).await?.ok_or_else(|| {
-        DbErr::RecordNotFound(format!("conversation {}", message.conversation_id))
-    })?;
-    row.try_get("", "seq")
-}
-
-/// Elsewhere (SQLite), the same three steps in a transaction.
-async fn append_in_transaction(
-    db: &DatabaseConnection,
-    message: &NewMessage,
-) -> Result<i64, DbErr> {
-    let txn = db.begin().await?;
-    match append_in(&txn, message).await {
-        Ok(seq) => {
-            txn.commit().await?;
-            Ok(seq)
-        }
-        Err(err) => {
-            roll_back(txn, &err).await;
-            Err(err)
+/// Posts `messages` on SQLite, in one transaction. It begins IMMEDIATE, taking SQLite's write
+/// lock at once, so that reading each sender's membership before writing never has to upgrade
+/// a read lock (which fails at once, rather than waiting, when another connection has written
+/// meanwhile).
+pub(crate) async fn post_in_transaction(db: &DatabaseConnection, messages: &[NewMessage]) -> Batch {
+    let immediate = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    let txn = db
+        .begin_with_options(immediate)
+        .await
+        .map_err(store_error)?;
+    let mut outcomes = Vec::with_capacity(messages.len());
+    for message in messages {
+        match post_in(&txn, message).await {
+            Ok(outcome) => outcomes.push(Ok(outcome)),
+            Err(error) => {
+                roll_back(txn, &error).await;
+                return Err(error);
+            }
         }
     }
+    txn.commit().await.map_err(store_error)?;
+    Ok(outcomes)
+}
+
+/// One message of a SQLite batch: the sender's membership is read and judged by the domain's
+/// rule, and only then is the message appended.
+async fn post_in(txn: &DatabaseTransaction, message: &NewMessage) -> StoreResult<Posted> {
+    let id = message.conversation_id;
+    let mut found = posting::load(txn, &[id]).await?.remove(&id);
+    let may_post = found.as_ref().is_some_and(|(_, members)| {
+        members
+            .iter()
+            .any(|m| m.user_id == message.sender_id && m.may_post(message.created_at))
+    });
+    let seq = if may_post {
+        Some(append_in(txn, message).await.map_err(store_error)?)
+    } else {
+        None
+    };
+    posting::outcome(message.clone(), seq, found.as_mut())
 }
 
 #[async_trait]
 impl MessageRepository for SqlMessageRepository {
-    async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
-        let appended = match &self.group_commit {
-            Some(group_commit) => group_commit.append(message.clone()).await,
-            None => append_alone(&self.db, &message).await,
+    async fn post(&self, message: NewMessage) -> StoreResult<Posted> {
+        let posted = match &self.group_commit {
+            Some(group_commit) => group_commit.post(message.clone()).await,
+            None => post_alone(&self.db, &message).await,
         };
-        let err = match appended {
-            Ok(seq) => {
-                let seq = convert::seq_from_db("conversations.last_seq", seq)?;
-                return Ok(Appended::Created(convert::appended_message(message, seq)));
-            }
-            Err(err) => err,
-        };
-        // A resend: the failed append gave back the seq it took, and the first message stands.
-        if UniqueIndex::violated_by(&err) == Some(UniqueIndex::ClientMsgId)
+        // A resend: the messages table's only unique rule a post can break is the sender's
+        // `client_msg_id`. The failed post stored nothing, and the first message stands.
+        if let Err(StoreError::Conflict(_)) = &posted
             && let Some(client_msg_id) = &message.client_msg_id
             && let Some(first) = self
                 .find_by_client_msg_id(message.sender_id, client_msg_id)
                 .await?
         {
-            return Ok(Appended::Existing(first));
+            return Ok(Posted::Existing(first));
         }
-        Err(store_error(err))
+        posted
     }
 
     async fn find_by_client_msg_id(

@@ -14,7 +14,7 @@ use sea_orm::{
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 
-use crate::entities::conversations;
+use crate::entities::{conversation_members, conversations};
 use crate::{connect, migrate_up};
 
 /// The variable that points the tests at a Postgres server.
@@ -72,6 +72,31 @@ impl TestDatabase {
             .await
             .expect("write the conversation's row");
         HeldConversation { transaction }
+    }
+
+    /// Mutes `user` in `conversation` until `until`, or lifts the mute with `None`, as a
+    /// moderator would. Moderation has no endpoint yet; this is how tests set a mute up.
+    ///
+    /// # Panics
+    ///
+    /// If the membership cannot be written.
+    pub async fn mute(
+        &self,
+        conversation: uuid::Uuid,
+        user: uuid::Uuid,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let changed = conversation_members::Entity::update_many()
+            .col_expr(conversation_members::Column::MutedUntil, Expr::value(until))
+            .filter(conversation_members::Column::ConversationId.eq(conversation))
+            .filter(conversation_members::Column::UserId.eq(user))
+            .exec(&self.db)
+            .await
+            .expect("write the mute");
+        assert_eq!(
+            changed.rows_affected, 1,
+            "{user} is a member of {conversation}"
+        );
     }
 
     /// Ends every other session on this Postgres database, as a Postgres restart or a proxy

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DurationRound, TimeDelta};
 use confab_app::PageQuery;
 use confab_app::ports::{
-    Appended, ConversationRepository, MessageRepository, NewMessage, NewUser, StoreError,
+    ConversationRepository, MessageRepository, NewMessage, NewUser, Posted, StoreError,
     UserRepository,
 };
 use confab_domain::{
@@ -79,14 +79,12 @@ impl Store {
     async fn send(&self, conversation: &Conversation, sender: &User, body: &str) -> Message {
         match self
             .messages
-            .append(text(conversation.id, sender.id, body, None))
+            .post(text(conversation.id, sender.id, body, None))
             .await
             .unwrap()
         {
-            Appended::Created(message) => message,
-            Appended::Existing(message) => {
-                panic!("a message without client_msg_id was a repeat: {message:?}")
-            }
+            Posted::Created { message, .. } => message,
+            other => panic!("a member's message without client_msg_id was not stored: {other:?}"),
         }
     }
 
@@ -486,83 +484,6 @@ async fn members_of_several_conversations_come_in_one_call_and_none_for_no_ids()
 }
 
 #[tokio::test]
-async fn find_with_members_reads_the_conversation_as_it_stands_with_all_its_members() {
-    let store = Store::new().await;
-    let (ann, bob, cat) = (
-        store.user("ann").await,
-        store.user("bob").await,
-        store.user("cat").await,
-    );
-    let group = store.group(&ann, &[&bob], now()).await;
-    let _other = store.group(&cat, &[&ann], now()).await;
-    store.send(&group, &bob, "hi").await;
-
-    let (found, members) = store
-        .conversations
-        .find_with_members(group.id)
-        .await
-        .unwrap()
-        .unwrap();
-
-    assert_eq!(found, store.conversation(group.id).await);
-    assert_eq!(found.last_seq, Seq::new(1));
-    let cursors: HashSet<(UserId, Role, u64)> = members
-        .iter()
-        .map(|m| (m.user_id, m.role, m.read_seq.value()))
-        .collect();
-    assert_eq!(
-        cursors,
-        HashSet::from([(ann.id, Role::Owner, 0), (bob.id, Role::Member, 1)])
-    );
-    assert!(members.iter().all(|m| m.conversation_id == group.id));
-    assert_eq!(
-        store
-            .conversations
-            .find_with_members(ConversationId::generate())
-            .await
-            .unwrap(),
-        None
-    );
-}
-
-#[tokio::test]
-async fn concurrent_find_with_members_each_get_their_own_conversation() {
-    let store = Store::new().await;
-    let (ann, bob, cat) = (
-        store.user("ann").await,
-        store.user("bob").await,
-        store.user("cat").await,
-    );
-    let pair = store.group(&ann, &[&bob], now()).await;
-    let trio = store.group(&cat, &[&ann, &bob], now()).await;
-    let missing = ConversationId::generate();
-
-    // Asked at once, as concurrent sends do: on Postgres they share one query.
-    let asks: Vec<ConversationId> = (0..24)
-        .map(|i| [pair.id, trio.id, missing][i % 3])
-        .collect();
-    let tasks: Vec<_> = asks
-        .iter()
-        .map(|id| {
-            let conversations = store.conversations.clone();
-            let id = *id;
-            tokio::spawn(async move { conversations.find_with_members(id).await })
-        })
-        .collect();
-    for (asked, task) in asks.into_iter().zip(tasks) {
-        let found = task.await.unwrap().unwrap();
-        if asked == missing {
-            assert_eq!(found, None);
-            continue;
-        }
-        let (conversation, members) = found.unwrap();
-        assert_eq!(conversation.id, asked);
-        assert!(members.iter().all(|m| m.conversation_id == asked));
-        assert_eq!(members.len(), if asked == pair.id { 2 } else { 3 });
-    }
-}
-
-#[tokio::test]
 async fn raise_read_seq_moves_the_cursor_forward_only() {
     let store = Store::new().await;
     let (ann, bob) = (store.user("ann").await, store.user("bob").await);
@@ -669,7 +590,7 @@ async fn unread_counts_leave_out_own_deleted_and_read_messages() {
 // --- messages ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_appends_get_seqs_one_to_n_without_gaps() {
+async fn concurrent_posts_get_seqs_one_to_n_without_gaps() {
     const SENDS: u64 = 24;
     let store = Store::new().await;
     let (ann, bob) = (store.user("ann").await, store.user("bob").await);
@@ -685,14 +606,14 @@ async fn concurrent_appends_get_seqs_one_to_n_without_gaps() {
                 &format!("message {i}"),
                 Some(&format!("c{i}")),
             );
-            tokio::spawn(async move { messages.append(draft).await })
+            tokio::spawn(async move { messages.post(draft).await })
         })
         .collect();
     let mut assigned = Vec::new();
     for task in tasks {
         match task.await.unwrap().unwrap() {
-            Appended::Created(message) => assigned.push(message.seq.value()),
-            Appended::Existing(message) => panic!("no repeat was sent: {message:?}"),
+            Posted::Created { message, .. } => assigned.push(message.seq.value()),
+            other => panic!("every send was a member's first: {other:?}"),
         }
     }
 
@@ -756,7 +677,7 @@ async fn delete_blanks_the_message_and_raises_the_conversations_deletion_waterma
 }
 
 #[tokio::test]
-async fn a_burst_across_conversations_numbers_each_apart_and_fails_only_the_bad_ones() {
+async fn a_burst_across_conversations_numbers_each_apart_and_refuses_only_the_bad_ones() {
     let store = Store::new().await;
     let (ann, bob, cat) = (
         store.user("ann").await,
@@ -766,13 +687,24 @@ async fn a_burst_across_conversations_numbers_each_apart_and_fails_only_the_bad_
     let first = store.group(&ann, &[&bob], now()).await;
     let second = store.group(&bob, &[&cat], now()).await;
     let missing = ConversationId::generate();
+    store
+        .test_db
+        .mute(
+            second.id.as_uuid(),
+            bob.id.as_uuid(),
+            Some(now() + TimeDelta::hours(1)),
+        )
+        .await;
 
-    // Sent at once, as a busy server's sockets would: on Postgres these share statements.
+    // Sent at once, as a busy server's sockets would: on Postgres these share statements, and
+    // the refused ones are refused inside them.
     let drafts: Vec<NewMessage> = (0..30)
         .map(|i| match i % 3 {
             0 => text(first.id, ann.id, "to the first", None),
             1 => text(second.id, cat.id, "to the second", Some(&format!("k{i}"))),
             _ if i == 5 => text(missing, ann.id, "to nowhere", None),
+            _ if i == 8 => text(first.id, cat.id, "not my conversation", None),
+            _ if i == 11 => text(second.id, bob.id, "muted", None),
             _ => text(first.id, bob.id, "to the first too", None),
         })
         .collect();
@@ -781,33 +713,63 @@ async fn a_burst_across_conversations_numbers_each_apart_and_fails_only_the_bad_
         .cloned()
         .map(|draft| {
             let messages = store.messages.clone();
-            tokio::spawn(async move { messages.append(draft).await })
+            tokio::spawn(async move { messages.post(draft).await })
         })
         .collect();
-    let mut seqs: HashMap<ConversationId, Vec<u64>> = HashMap::new();
-    for (draft, task) in drafts.iter().zip(tasks) {
-        match task.await.unwrap() {
-            Ok(Appended::Created(message)) => {
+    let mut created: HashMap<ConversationId, Vec<(Message, Vec<Member>)>> = HashMap::new();
+    for (i, (draft, task)) in drafts.iter().zip(tasks).enumerate() {
+        match task.await.unwrap().unwrap() {
+            Posted::Created {
+                message,
+                conversation,
+                members,
+            } => {
                 assert_eq!(message.id, draft.id);
-                seqs.entry(message.conversation_id)
+                assert_eq!(conversation.id, draft.conversation_id);
+                created
+                    .entry(message.conversation_id)
                     .or_default()
-                    .push(message.seq.value());
+                    .push((message, members));
             }
-            Ok(Appended::Existing(message)) => panic!("no repeat was sent: {message:?}"),
-            Err(_) => assert_eq!(draft.conversation_id, missing),
+            Posted::NotMember => assert!(i == 5 || i == 8, "message {i} was refused"),
+            Posted::Muted => assert_eq!(i, 11),
+            Posted::Existing(message) => panic!("no repeat was sent: {message:?}"),
         }
     }
 
-    for (conversation, count) in [(first.id, 19), (second.id, 10)] {
-        let mut got = seqs.remove(&conversation).unwrap();
-        got.sort_unstable();
+    for (conversation, count, users) in [
+        (first.id, 17, HashSet::from([ann.id, bob.id])),
+        (second.id, 10, HashSet::from([bob.id, cat.id])),
+    ] {
+        let mut posted = created.remove(&conversation).unwrap();
+        posted.sort_by_key(|(message, _)| message.seq);
+        let got: Vec<u64> = posted.iter().map(|(m, _)| m.seq.value()).collect();
         assert_eq!(got, (1..=count).collect::<Vec<_>>());
         assert_eq!(
             store.conversation(conversation).await.last_seq,
             Seq::new(count)
         );
+        // Each message comes with every member, and no member's own messages are above their
+        // read cursor, however the burst was batched: unread counts rest on that.
+        for (k, (message, members)) in posted.iter().enumerate() {
+            let listed: HashSet<UserId> = members.iter().map(|m| m.user_id).collect();
+            assert_eq!(listed, users);
+            for member in members {
+                let own_newest = posted[..=k]
+                    .iter()
+                    .filter(|(m, _)| m.sender_id == member.user_id)
+                    .map(|(m, _)| m.seq)
+                    .max()
+                    .unwrap_or(Seq::ZERO);
+                assert!(
+                    member.read_seq >= own_newest && member.delivered_seq >= own_newest,
+                    "with message {}, {member:?} is behind their own message {own_newest}",
+                    message.seq
+                );
+            }
+        }
     }
-    assert!(seqs.is_empty());
+    assert!(created.is_empty());
     // Each sender's cursor is at their newest message.
     let members = store.conversations.members(&[second.id]).await.unwrap();
     let cat_member = members.iter().find(|m| m.user_id == cat.id).unwrap();
@@ -815,7 +777,54 @@ async fn a_burst_across_conversations_numbers_each_apart_and_fails_only_the_bad_
 }
 
 #[tokio::test]
-async fn append_stores_the_message_and_moves_the_conversation_forward() {
+async fn a_muted_member_is_refused_until_the_moment_the_mute_ends() {
+    let store = Store::new().await;
+    let (ann, bob) = (store.user("ann").await, store.user("bob").await);
+    let group = store.group(&ann, &[&bob], now()).await;
+    let until = now() + TimeDelta::minutes(5);
+    store
+        .test_db
+        .mute(group.id.as_uuid(), bob.id.as_uuid(), Some(until))
+        .await;
+
+    let early = NewMessage {
+        created_at: until - TimeDelta::microseconds(1),
+        ..text(group.id, bob.id, "let me speak", None)
+    };
+    assert_eq!(store.messages.post(early).await.unwrap(), Posted::Muted);
+    assert_eq!(store.conversation(group.id).await.last_seq, Seq::ZERO);
+
+    // `Member::may_post`: the mute is over at `until` itself.
+    let on_time = NewMessage {
+        created_at: until,
+        ..text(group.id, bob.id, "thank you", None)
+    };
+    let posted = store.messages.post(on_time.clone()).await.unwrap();
+    assert!(
+        matches!(&posted, Posted::Created { message, .. } if message.id == on_time.id && message.seq == Seq::new(1)),
+        "{posted:?}"
+    );
+
+    // Others were never muted, and a lifted mute lets the member post at once.
+    store
+        .test_db
+        .mute(
+            group.id.as_uuid(),
+            bob.id.as_uuid(),
+            Some(until + TimeDelta::hours(1)),
+        )
+        .await;
+    store.send(&group, &ann, "still here").await;
+    store
+        .test_db
+        .mute(group.id.as_uuid(), bob.id.as_uuid(), None)
+        .await;
+    store.send(&group, &bob, "back").await;
+    assert_eq!(store.conversation(group.id).await.last_seq, Seq::new(3));
+}
+
+#[tokio::test]
+async fn post_stores_the_message_and_returns_the_conversation_with_every_member() {
     let store = Store::new().await;
     let (ann, bob) = (store.user("ann").await, store.user("bob").await);
     let group = store
@@ -823,9 +832,35 @@ async fn append_stores_the_message_and_moves_the_conversation_forward() {
         .await;
     let draft = text(group.id, ann.id, "hello", Some("client-1"));
 
-    let Appended::Created(message) = store.messages.append(draft.clone()).await.unwrap() else {
-        panic!("a first send creates");
+    let Posted::Created {
+        message,
+        conversation,
+        members,
+    } = store.messages.post(draft.clone()).await.unwrap()
+    else {
+        panic!("a member's first send creates");
     };
+
+    assert_eq!(
+        (conversation.id, conversation.kind, conversation.name),
+        (group.id, group.kind, group.name.clone())
+    );
+    // The members as they stand with the message: the sender has read and received it.
+    let cursors: HashSet<(UserId, Role, u64, u64)> = members
+        .iter()
+        .map(|m| {
+            (
+                m.user_id,
+                m.role,
+                m.read_seq.value(),
+                m.delivered_seq.value(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cursors,
+        HashSet::from([(ann.id, Role::Owner, 1, 1), (bob.id, Role::Member, 0, 0)])
+    );
 
     assert_eq!(message.id, draft.id);
     assert_eq!(message.seq, Seq::new(1));
@@ -847,9 +882,9 @@ async fn repeated_client_msg_id_returns_the_first_message_and_stores_nothing() {
     let store = Store::new().await;
     let (ann, bob) = (store.user("ann").await, store.user("bob").await);
     let group = store.group(&ann, &[&bob], now()).await;
-    let Appended::Created(first) = store
+    let Posted::Created { message: first, .. } = store
         .messages
-        .append(text(group.id, ann.id, "once", Some("abc")))
+        .post(text(group.id, ann.id, "once", Some("abc")))
         .await
         .unwrap()
     else {
@@ -858,11 +893,11 @@ async fn repeated_client_msg_id_returns_the_first_message_and_stores_nothing() {
 
     let again = store
         .messages
-        .append(text(group.id, ann.id, "twice?", Some("abc")))
+        .post(text(group.id, ann.id, "twice?", Some("abc")))
         .await
         .unwrap();
 
-    assert_eq!(again, Appended::Existing(first.clone()));
+    assert_eq!(again, Posted::Existing(first.clone()));
     assert_eq!(store.conversation(group.id).await.last_seq, Seq::new(1));
     let stored = store
         .messages
@@ -891,11 +926,11 @@ async fn repeated_client_msg_id_returns_the_first_message_and_stores_nothing() {
     // The key is the sender's own: someone else may use the same one.
     let from_bob = store
         .messages
-        .append(text(group.id, bob.id, "mine", Some("abc")))
+        .post(text(group.id, bob.id, "mine", Some("abc")))
         .await
         .unwrap();
     assert!(
-        matches!(from_bob, Appended::Created(ref message) if message.seq == Seq::new(2)),
+        matches!(from_bob, Posted::Created { ref message, .. } if message.seq == Seq::new(2)),
         "{from_bob:?}"
     );
 }
@@ -910,7 +945,7 @@ async fn concurrent_repeats_of_one_client_msg_id_create_one_message() {
         .map(|_| {
             let messages = store.messages.clone();
             let draft = text(group.id, ann.id, "tap tap tap", Some("impatient"));
-            tokio::spawn(async move { messages.append(draft).await })
+            tokio::spawn(async move { messages.post(draft).await })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -921,19 +956,20 @@ async fn concurrent_repeats_of_one_client_msg_id_create_one_message() {
     let created: Vec<_> = outcomes
         .iter()
         .filter_map(|outcome| match outcome {
-            Appended::Created(message) => Some(message.clone()),
-            Appended::Existing(_) => None,
+            Posted::Created { message, .. } => Some(message.clone()),
+            _ => None,
         })
         .collect();
     assert_eq!(created.len(), 1, "{outcomes:?}");
     assert!(outcomes.iter().all(|outcome| match outcome {
-        Appended::Created(message) | Appended::Existing(message) => *message == created[0],
+        Posted::Created { message, .. } | Posted::Existing(message) => *message == created[0],
+        Posted::NotMember | Posted::Muted => false,
     }));
     assert_eq!(store.conversation(group.id).await.last_seq, Seq::new(1));
 }
 
 #[tokio::test]
-async fn append_raises_only_the_senders_read_seq() {
+async fn post_raises_only_the_senders_read_seq() {
     let store = Store::new().await;
     let (ann, bob) = (store.user("ann").await, store.user("bob").await);
     let group = store.group(&ann, &[&bob], now()).await;
@@ -958,16 +994,16 @@ async fn append_raises_only_the_senders_read_seq() {
 }
 
 #[tokio::test]
-async fn append_to_a_missing_conversation_is_a_backend_error() {
+async fn post_to_a_missing_conversation_is_refused_as_not_a_member() {
     let store = Store::new().await;
     let ann = store.user("ann").await;
 
     let result = store
         .messages
-        .append(text(ConversationId::generate(), ann.id, "void", None))
+        .post(text(ConversationId::generate(), ann.id, "void", None))
         .await;
 
-    assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+    assert_eq!(result.unwrap(), Posted::NotMember);
 }
 
 #[tokio::test]

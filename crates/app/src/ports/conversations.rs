@@ -21,12 +21,6 @@ pub trait ConversationRepository: Send + Sync {
     async fn create(&self, conversation: Conversation, members: Vec<Member>) -> StoreResult<()>;
     /// The conversation with this id.
     async fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
-    /// The conversation with every one of its members, read together: what posting a message
-    /// needs (the membership check, the kind, and everyone to deliver to) in one query.
-    async fn find_with_members(
-        &self,
-        id: ConversationId,
-    ) -> StoreResult<Option<(Conversation, Vec<Member>)>>;
     /// The conversations `user` is a member of, most recent activity first.
     async fn list_for_user(&self, user: UserId) -> StoreResult<Vec<Conversation>>;
     /// `user`'s membership in `conversation`, if they are a member.

@@ -1,20 +1,21 @@
 use async_trait::async_trait;
 use confab_domain::{
-    ClientMsgId, ConversationId, Message, MessageBody, MessageId, MessageKind, Seq, Timestamp,
-    UserId,
+    ClientMsgId, Conversation, ConversationId, Member, Message, MessageBody, MessageId,
+    MessageKind, Seq, Timestamp, UserId,
 };
 
 use super::StoreResult;
 use crate::{MessagePage, PageQuery};
 
-/// A validated message to append to a conversation; storage gives it its seq.
+/// A validated message to post to a conversation; storage checks that the sender may post
+/// there and gives it its seq.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     /// Its id.
     pub id: MessageId,
     /// The conversation.
     pub conversation_id: ConversationId,
-    /// The sender, already checked to be a member allowed to post.
+    /// The sender.
     pub sender_id: UserId,
     /// Text, image or system.
     pub kind: MessageKind,
@@ -22,27 +23,47 @@ pub struct NewMessage {
     pub body: MessageBody,
     /// The sender's idempotency key.
     pub client_msg_id: Option<ClientMsgId>,
-    /// When it is sent.
+    /// When it is sent; a mute is judged at this time.
     pub created_at: Timestamp,
 }
 
-/// The outcome of an append.
+/// The outcome of a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Appended {
+pub enum Posted {
     /// Stored with the next seq.
-    Created(Message),
+    Created {
+        /// The stored message.
+        message: Message,
+        /// Its conversation, read with the post (its `last_seq` and `updated_at` may be
+        /// older than the message).
+        conversation: Conversation,
+        /// Every member, as they stand once the message is stored: the sender's cursors are at
+        /// the message, and everyone else's are as they were read.
+        members: Vec<Member>,
+    },
     /// The sender already sent a message with this `client_msg_id`: here it is, unchanged.
     Existing(Message),
+    /// The sender is not a member of the conversation, or there is no such conversation.
+    /// Nothing was stored.
+    NotMember,
+    /// The sender is a member but muted at `created_at` (see `Member::may_post`). Nothing was
+    /// stored.
+    Muted,
 }
 
 /// Messages.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait MessageRepository: Send + Sync {
-    /// In ONE transaction: takes the conversation's next seq (and moves its `updated_at`),
-    /// stores the message with it, and raises the sender's read cursor to it. A repeat of the
-    /// sender's `client_msg_id` stores nothing and returns the first message.
-    async fn append(&self, message: NewMessage) -> StoreResult<Appended>;
+    /// In ONE transaction: checks that the sender is a member who may post
+    /// (`Member::may_post` at `created_at`), takes the conversation's next seq (and moves its
+    /// `updated_at`), stores the message with it, and raises the sender's cursors to it; and
+    /// reads the conversation with its members for delivery. A repeat of the sender's
+    /// `client_msg_id` stores nothing and returns the first message.
+    ///
+    /// The check and the write are one step so that a message costs one trip to the store:
+    /// reading the membership first, then writing, would take two.
+    async fn post(&self, message: NewMessage) -> StoreResult<Posted>;
     /// The message `sender` sent with this `client_msg_id`.
     async fn find_by_client_msg_id(
         &self,

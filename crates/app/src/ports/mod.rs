@@ -15,7 +15,7 @@ pub use clock::{Clock, SystemClock};
 pub use conversations::ConversationRepository;
 pub use credentials::{AccessToken, PasswordHasher, TokenError, TokenIssuer};
 pub use events::EventPublisher;
-pub use messages::{Appended, MessageRepository, NewMessage};
+pub use messages::{MessageRepository, NewMessage, Posted};
 pub use presence::PresenceStore;
 pub use probe::Probe;
 pub use rate_limits::{RateDecision, RateLimit, RateLimiter};

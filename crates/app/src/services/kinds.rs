@@ -1,9 +1,9 @@
 //! The kinds of conversations messages were lately sent to.
 //!
-//! A sender's rate limit depends on the kind of conversation (direct or group), which is read
-//! with the conversation. Its kind never changes once it is created, so after the first message
-//! to a conversation the limit can be checked while the conversation is read, instead of after:
-//! each send then waits for one round trip less.
+//! A sender's rate limit depends on the kind of conversation (direct or group), and the limit is
+//! checked before the message is posted. A conversation's kind never changes once it is
+//! created, so only the first send to a conversation reads it: later sends check the limit and
+//! post, one trip to the store instead of two.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use confab_domain::{ConversationId, ConversationKind};
 
 /// Conversations remembered before the memory is cleared and starts over. A forgotten kind
-/// costs one send its early rate check, nothing else.
+/// costs one send a read of its conversation, nothing else.
 const REMEMBERED: usize = 65_536;
 
 /// Conversation kinds seen lately, shared by every caller of one service.

@@ -8,7 +8,7 @@ use confab_domain::{
 use super::activity::ActivityNotifier;
 use super::kinds::KnownKinds;
 use crate::ports::{
-    Appended, Clock, ConversationRepository, EventPublisher, MessageRepository, NewMessage,
+    Clock, ConversationRepository, EventPublisher, MessageRepository, NewMessage, Posted,
     RateDecision, RateLimit, RateLimiter,
 };
 use crate::{AppError, Backlog, Event, MessagePage, PageQuery, SessionId};
@@ -122,68 +122,55 @@ impl MessageService {
         };
 
         let conversation_id = input.conversation_id;
-        // One query gives the membership check, the kind of conversation (for the rate limit)
-        // and everyone to deliver to. When the kind is known from an earlier send, the limit is
-        // checked during that query rather than after it. A refused send (not a member, muted)
-        // then still counts against the sender's limit, which is theirs to spend.
-        let (found, rated) = match self.kinds.get(conversation_id) {
-            Some(kind) => {
-                let (found, rated) = futures_util::future::join(
-                    self.conversations.find_with_members(conversation_id),
-                    self.check_rate(sender, kind),
-                )
+        // The limit depends on the kind of conversation, which never changes. Once a send has
+        // learnt it, the limit is checked first and the post then checks the membership and
+        // stores the message in one trip to the store. A refused send (not a member, muted)
+        // still counts against the sender's limit, which is theirs to spend.
+        let kind = match self.kinds.get(conversation_id) {
+            Some(kind) => kind,
+            None => {
+                let conversation = self
+                    .conversations
+                    .find(conversation_id)
+                    .await?
+                    .ok_or(AppError::NotFound("conversation"))?;
+                self.kinds.remember(conversation_id, conversation.kind);
+                conversation.kind
+            }
+        };
+        if let Err(limited) = self.check_rate(sender, kind).await {
+            return self
+                .refuse_over_limit(sender, conversation_id, client_msg_id, limited)
                 .await;
-                (found, Some(rated))
-            }
-            None => (
-                self.conversations.find_with_members(conversation_id).await,
-                None,
-            ),
-        };
-        let (conversation, mut members) = found?.ok_or(AppError::NotFound("conversation"))?;
-        self.kinds.remember(conversation_id, conversation.kind);
-        let member = members
-            .iter()
-            .find(|m| m.user_id == sender)
-            .ok_or(AppError::NotFound("conversation"))?;
-        let now = self.clock.now();
-        if !member.may_post(now) {
-            return Err(AppError::Forbidden(
-                "you are muted in this conversation".into(),
-            ));
-        }
-        let rated = match rated {
-            Some(rated) => rated,
-            None => self.check_rate(sender, conversation.kind).await,
-        };
-        if let Err(limited) = rated {
-            // A resend of a message already stored is answered whatever the limit: the first
-            // copy was counted, and refusing it would strand a message that did go through.
-            if let Some(key) = &client_msg_id
-                && let Some(first) = self.messages.find_by_client_msg_id(sender, key).await?
-            {
-                return Self::repeat(first, conversation_id);
-            }
-            return Err(limited);
         }
 
-        // Otherwise a resent `client_msg_id` is caught by the store's unique index rather than
-        // looked up first: resends are rare, and every send would pay for the lookup.
-        let appended = self
+        // A resent `client_msg_id` is caught by the store's unique index rather than looked
+        // up first: resends are rare, and every send would pay for the lookup.
+        let posted = self
             .messages
-            .append(NewMessage {
+            .post(NewMessage {
                 id: MessageId::generate(),
                 conversation_id,
                 sender_id: sender,
                 kind: MessageKind::Text,
                 body,
                 client_msg_id,
-                created_at: now,
+                created_at: self.clock.now(),
             })
             .await?;
-        let message = match appended {
-            Appended::Created(message) => message,
-            Appended::Existing(first) => return Self::repeat(first, conversation_id),
+        let (message, conversation, members) = match posted {
+            Posted::Created {
+                message,
+                conversation,
+                members,
+            } => (message, conversation, members),
+            Posted::Existing(first) => return Self::repeat(first, conversation_id),
+            Posted::NotMember => return Err(AppError::NotFound("conversation")),
+            Posted::Muted => {
+                return Err(AppError::Forbidden(
+                    "you are muted in this conversation".into(),
+                ));
+            }
         };
         let recipients = members.iter().map(|m| m.user_id).collect();
         self.events
@@ -193,10 +180,6 @@ impl MessageService {
                 origin,
             })
             .await;
-        // The append raised the sender's cursor; the copy read before it must agree.
-        for member in members.iter_mut().filter(|m| m.user_id == sender) {
-            member.read_seq = member.read_seq.max(message.seq);
-        }
         self.notify_activity(
             conversation_id,
             Some(Conversation {
@@ -445,6 +428,29 @@ impl MessageService {
         }
     }
 
+    /// The answer to a send over the limit. Someone who is not a member learns nothing, not
+    /// even that the conversation exists. A resend of a message already stored is answered
+    /// whatever the limit: the first copy was counted, and refusing it would strand a message
+    /// that did go through.
+    async fn refuse_over_limit(
+        &self,
+        sender: UserId,
+        conversation_id: ConversationId,
+        client_msg_id: Option<ClientMsgId>,
+        limited: AppError,
+    ) -> Result<Sent, AppError> {
+        self.conversations
+            .member(conversation_id, sender)
+            .await?
+            .ok_or(AppError::NotFound("conversation"))?;
+        if let Some(key) = &client_msg_id
+            && let Some(first) = self.messages.find_by_client_msg_id(sender, key).await?
+        {
+            return Self::repeat(first, conversation_id);
+        }
+        Err(limited)
+    }
+
     /// A `client_msg_id` names one message per sender: reusing it for another conversation is
     /// a client bug, not a resend.
     fn repeat(first: Message, conversation_id: ConversationId) -> Result<Sent, AppError> {
@@ -504,6 +510,28 @@ mod tests {
         }
     }
 
+    /// The store's answer to a post of `new` that it stored with `seq`, in a group of
+    /// `users`: the sender's cursors are at the message.
+    fn created(new: &NewMessage, seq: u64, users: &[UserId]) -> Posted {
+        let message = stored(new, seq);
+        let members = users
+            .iter()
+            .map(|user| {
+                let mut member = member(new.conversation_id, *user, None);
+                if *user == new.sender_id {
+                    member.read_seq = message.seq;
+                    member.delivered_seq = message.seq;
+                }
+                member
+            })
+            .collect();
+        Posted::Created {
+            message,
+            conversation: group(new.conversation_id),
+            members,
+        }
+    }
+
     #[derive(Default)]
     struct Mocks {
         conversations: MockConversationRepository,
@@ -551,7 +579,7 @@ mod tests {
                     .find(|m| m.conversation_id == c && m.user_id == u)
                     .cloned())
             });
-            let listed = members.clone();
+            let listed = members;
             self.conversations.expect_members().returning(move |ids| {
                 Ok(listed
                     .iter()
@@ -559,16 +587,6 @@ mod tests {
                     .cloned()
                     .collect())
             });
-            self.conversations
-                .expect_find_with_members()
-                .returning(move |id| {
-                    let members: Vec<Member> = members
-                        .iter()
-                        .filter(|m| m.conversation_id == id)
-                        .cloned()
-                        .collect();
-                    Ok((!members.is_empty()).then(|| (group(id), members)))
-                });
             self.conversations
                 .expect_find()
                 .returning(|id| Ok(Some(group(id))));
@@ -615,9 +633,9 @@ mod tests {
         mocks.members_are(conv, vec![ann, bob]);
         mocks
             .messages
-            .expect_append()
+            .expect_post()
             .withf(|new| new.body.as_str() == "hello")
-            .returning(|new| Ok(Appended::Created(stored(&new, 1))));
+            .returning(move |new| Ok(created(&new, 1, &[ann, bob])));
         mocks
             .events
             .expect_publish()
@@ -668,9 +686,9 @@ mod tests {
         // The store's unique index answers with the first copy.
         mocks
             .messages
-            .expect_append()
+            .expect_post()
             .times(1)
-            .returning(move |_| Ok(Appended::Existing(found.clone())));
+            .returning(move |_| Ok(Posted::Existing(found.clone())));
         mocks.events.expect_publish().never();
         let sent = mocks
             .service()
@@ -695,12 +713,12 @@ mod tests {
         );
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
-        mocks.messages.expect_append().returning(move |new| {
+        mocks.messages.expect_post().returning(move |new| {
             let first = NewMessage {
                 conversation_id: other,
                 ..new
             };
-            Ok(Appended::Existing(stored(&first, 1)))
+            Ok(Posted::Existing(stored(&first, 1)))
         });
         let result = mocks
             .service()
@@ -711,9 +729,30 @@ mod tests {
 
     #[tokio::test]
     async fn a_non_member_cannot_send_and_learns_nothing() {
+        let (eve, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
-        mocks.members_are(ConversationId::generate(), vec![UserId::generate()]);
-        mocks.messages.expect_append().never();
+        mocks.members_are(conv, vec![UserId::generate()]);
+        mocks
+            .messages
+            .expect_post()
+            .times(1)
+            .returning(|_| Ok(Posted::NotMember));
+        mocks.events.expect_publish().never();
+        let result = mocks
+            .service()
+            .send(eve, input(conv, "hi", None), None)
+            .await;
+        assert!(matches!(result, Err(AppError::NotFound("conversation"))));
+    }
+
+    #[tokio::test]
+    async fn a_send_to_no_conversation_is_not_found_and_neither_counted_nor_posted() {
+        let mut mocks = Mocks::default();
+        mocks.conversations.expect_find().returning(|_| Ok(None));
+        let mut limiter = MockRateLimiter::new();
+        limiter.expect_hit().never();
+        mocks.limiter = Some(limiter);
+        mocks.messages.expect_post().never();
         let result = mocks
             .service()
             .send(
@@ -729,14 +768,13 @@ mod tests {
     async fn a_muted_member_cannot_send() {
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
+        mocks.member_of(conv, ann);
         mocks
-            .conversations
-            .expect_find_with_members()
-            .returning(move |id| {
-                let muted = member(id, ann, Some(now() + chrono::Duration::minutes(1)));
-                Ok(Some((group(id), vec![muted])))
-            });
-        mocks.messages.expect_append().never();
+            .messages
+            .expect_post()
+            .times(1)
+            .returning(|_| Ok(Posted::Muted));
+        mocks.events.expect_publish().never();
         let result = mocks
             .service()
             .send(ann, input(conv, "hi", None), None)
@@ -776,7 +814,7 @@ mod tests {
         mocks.member_of(conv, ann);
         mocks
             .messages
-            .expect_append()
+            .expect_post()
             .returning(|_| Err(StoreError::Backend("disk on fire".into())));
         mocks.events.expect_publish().never();
         let result = mocks
@@ -1095,7 +1133,7 @@ mod tests {
                 })
             });
         mocks.limiter = Some(limiter);
-        mocks.messages.expect_append().never();
+        mocks.messages.expect_post().never();
         mocks.events.expect_publish().never();
         let result = mocks
             .service()
@@ -1106,17 +1144,46 @@ mod tests {
         );
     }
 
-    /// Ann sends twice in `conv`: the first send is stored; the second send's answer.
+    #[tokio::test]
+    async fn a_non_member_over_the_limit_learns_nothing_either() {
+        let (eve, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        mocks.members_are(conv, vec![UserId::generate()]);
+        let mut limiter = MockRateLimiter::new();
+        limiter.expect_hit().returning(|_, _| {
+            Ok(RateDecision::Limited {
+                retry_after: std::time::Duration::from_secs(7),
+            })
+        });
+        mocks.limiter = Some(limiter);
+        mocks.messages.expect_post().never();
+        let result = mocks
+            .service()
+            .send(eve, input(conv, "hi", None), None)
+            .await;
+        assert!(matches!(result, Err(AppError::NotFound("conversation"))));
+    }
+
+    /// Ann sends twice in `conv`: the first send is stored; the second send's answer, which
+    /// `second` gives if the second send is posted.
     async fn second_of_two_sends(
         mut mocks: Mocks,
         ann: UserId,
         conv: ConversationId,
+        second: Posted,
     ) -> Result<Sent, AppError> {
+        let mut order = mockall::Sequence::new();
         mocks
             .messages
-            .expect_append()
+            .expect_post()
             .times(1)
-            .returning(|new| Ok(Appended::Created(stored(&new, 2))));
+            .in_sequence(&mut order)
+            .returning(move |new| Ok(created(&new, 2, &[ann])));
+        mocks
+            .messages
+            .expect_post()
+            .in_sequence(&mut order)
+            .returning(move |_| Ok(second.clone()));
         mocks.events.expect_publish().returning(|_| ());
         let service = mocks.service();
         let first = service.send(ann, input(conv, "one", None), None).await;
@@ -1126,12 +1193,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_later_send_to_the_same_conversation_is_held_to_its_kinds_limit_too() {
-        // The first send learns the conversation's kind; later ones check the limit while the
-        // conversation is read. Both are counted against the group limit, and nothing over it
-        // is stored.
+        // The first send reads the conversation's kind; later ones check the limit without
+        // reading it again. Both are counted against the group limit, and nothing over it is
+        // stored.
         let (ann, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
-        mocks.member_of(conv, ann);
+        mocks
+            .conversations
+            .expect_find()
+            .times(1)
+            .returning(|id| Ok(Some(group(id))));
+        mocks
+            .conversations
+            .expect_member()
+            .returning(move |c, u| Ok(Some(member(c, u, None))));
+        mocks
+            .messages
+            .expect_deleted_seqs()
+            .returning(|_, _| Ok(vec![]));
         let group_key = move |key: &str, limit: &RateLimit| {
             key == format!("send:group:{ann}") && *limit == SendLimits::default().group
         };
@@ -1154,42 +1233,25 @@ mod tests {
                 })
             });
         mocks.limiter = Some(limiter);
-        let second = second_of_two_sends(mocks, ann, conv).await;
+        let never_posted = Posted::NotMember;
+        let second = second_of_two_sends(mocks, ann, conv, never_posted).await;
         assert!(
             matches!(second, Err(AppError::RateLimited { retry_after }) if retry_after.as_secs() == 3)
         );
     }
 
     #[tokio::test]
-    async fn someone_removed_from_a_conversation_they_sent_to_gets_not_found_not_a_limit() {
+    async fn someone_removed_from_a_conversation_they_sent_to_gets_not_found() {
         let (ann, bob, conv) = (
             UserId::generate(),
             UserId::generate(),
             ConversationId::generate(),
         );
         let mut mocks = Mocks::default();
-        // Ann is a member for her first send and has been removed by her second.
-        let reads = std::sync::atomic::AtomicUsize::new(0);
-        mocks
-            .conversations
-            .expect_find_with_members()
-            .returning(move |id| {
-                let first = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-                let mut members = vec![member(id, bob, None)];
-                if first {
-                    members.push(member(id, ann, None));
-                }
-                Ok(Some((group(id), members)))
-            });
         mocks.members_are(conv, vec![ann, bob]);
-        // Her second send is counted while her membership is read, and refused.
-        let mut limiter = MockRateLimiter::new();
-        limiter
-            .expect_hit()
-            .times(2)
-            .returning(|_, _| Ok(RateDecision::Allowed));
-        mocks.limiter = Some(limiter);
-        let second = second_of_two_sends(mocks, ann, conv).await;
+        // Ann is a member for her first send and has been removed by her second, which the
+        // store refuses.
+        let second = second_of_two_sends(mocks, ann, conv, Posted::NotMember).await;
         assert!(matches!(second, Err(AppError::NotFound("conversation"))));
     }
 
@@ -1205,9 +1267,9 @@ mod tests {
         mocks.limiter = Some(limiter);
         mocks
             .messages
-            .expect_append()
+            .expect_post()
             .times(1)
-            .returning(|new| Ok(Appended::Created(stored(&new, 1))));
+            .returning(move |new| Ok(created(&new, 1, &[ann])));
         mocks.events.expect_publish().returning(|_| ());
         assert!(
             mocks
@@ -1236,7 +1298,7 @@ mod tests {
             })
         });
         mocks.limiter = Some(limiter);
-        mocks.messages.expect_append().never();
+        mocks.messages.expect_post().never();
         mocks.events.expect_publish().never();
         assert!(
             !mocks
