@@ -16,7 +16,7 @@ use sea_orm::{
 use crate::convert;
 use crate::entities::{conversation_members, conversations, messages};
 use crate::error::{roll_back, store_error};
-use crate::group_commit::{Batch, GroupCommit, post_alone};
+use crate::group_commit::{Batch, GroupCommit, Writer};
 use crate::posting;
 
 /// Messages, in the `messages` table.
@@ -149,7 +149,7 @@ impl MessageRepository for SqlMessageRepository {
     async fn post(&self, message: NewMessage) -> StoreResult<Posted> {
         let posted = match &self.group_commit {
             Some(group_commit) => group_commit.post(message.clone()).await,
-            None => post_alone(&self.db, &message).await,
+            None => Writer::new(self.db.clone()).post_alone(&message).await,
         };
         // A resend: the messages table's only unique rule a post can break is the sender's
         // `client_msg_id`. The failed post stored nothing, and the first message stands.
