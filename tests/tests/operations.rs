@@ -282,7 +282,7 @@ async fn messages_go_through_after_postgres_ends_the_servers_connections() {
     let ann = app.signup("ann").await;
     let bob = app.signup("bob").await;
     let (_, direct) = app.open_direct(&ann, &bob).await;
-    // Every pooled path (the batched reads, the group-commit writer) has a connection now.
+    // The group-commit writer holds a connection now, and the pool has others.
     app.send_message(&ann, direct.id, "before", None).await;
 
     let ended = app.database().end_other_sessions().await;

@@ -29,7 +29,9 @@ impl Username {
     /// assert!(Username::parse("ab").is_err());
     /// ```
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
-        let name = input.trim().to_lowercase();
+        // ASCII lowercasing only: Unicode's would turn the Kelvin sign (U+212A) into `k` and
+        // let a look-alike of another user's name through.
+        let name = input.trim().to_ascii_lowercase();
         let len = name.chars().count();
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err(ValidationError::new(
@@ -324,6 +326,8 @@ mod tests {
             "al-ice",
             "élise",
             "bob!",
+            // The Kelvin sign, which Unicode lowercases to an ASCII `k`.
+            "\u{212A}ate",
         ] {
             let error = Username::parse(bad).unwrap_err();
             assert_eq!(error.field, "username", "{bad:?}");

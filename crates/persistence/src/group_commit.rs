@@ -36,6 +36,7 @@
 //! messages is retried alone, so one bad message never fails the others.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use confab_app::ports::{NewMessage, Posted, StoreError, StoreResult};
 use confab_domain::ConversationId;
@@ -190,7 +191,15 @@ pub(crate) struct Writer {
     /// taken from the pool for each batch is pinged as it leaves the pool and again as it
     /// returns: three round trips, and three wake-ups of a Postgres backend, per batch.
     connection: Option<PoolConnection<Postgres>>,
+    /// When the connection last answered.
+    last_used: Instant,
 }
+
+/// How long the writer's connection may sit unused before it goes back to the pool, which
+/// tests it before handing it out again. A connection that a firewall or NAT dropped without
+/// a word would otherwise hang the next batch until TCP gives up, minutes later; under load
+/// the writer never waits this long, and keeps its one round trip per batch.
+const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
 impl Writer {
     /// A writer on `db`; it takes its connection when it first needs one.
@@ -198,6 +207,7 @@ impl Writer {
         Self {
             db,
             connection: None,
+            last_used: Instant::now(),
         }
     }
 
@@ -264,10 +274,14 @@ impl Writer {
     }
 
     /// Runs `POST_BATCH` on the writer's connection. A connection that Postgres or the
-    /// network has dropped is replaced, and the batch sent once more on the new one. That is
-    /// safe even if the lost batch was committed: its messages' ids are taken, so sending it
-    /// again stores nothing twice and fails instead.
+    /// network has dropped is replaced, and the batch sent once more on the new one. That
+    /// never stores a message twice: if the lost batch had committed, its messages' ids are
+    /// taken and the second send fails. Its senders are then told of a failure for messages
+    /// that are stored; a resend with the same `client_msg_id` gets the first copy back.
     async fn query(&mut self, batch: &serde_json::Value) -> Result<Vec<QueryResult>, DbErr> {
+        if self.last_used.elapsed() > IDLE_RECHECK {
+            self.connection = None;
+        }
         let mut tries = 0;
         loop {
             tries += 1;
@@ -287,7 +301,10 @@ impl Writer {
                 .fetch_all(&mut **connection)
                 .await
             {
-                Ok(rows) => return Ok(rows.into_iter().map(QueryResult::from).collect()),
+                Ok(rows) => {
+                    self.last_used = Instant::now();
+                    return Ok(rows.into_iter().map(QueryResult::from).collect());
+                }
                 Err(error) if connection_lost(&error) => {
                     // Back to the pool, which tests it and closes it.
                     self.connection = None;

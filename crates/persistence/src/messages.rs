@@ -151,8 +151,9 @@ impl MessageRepository for SqlMessageRepository {
             Some(group_commit) => group_commit.post(message.clone()).await,
             None => Writer::new(self.db.clone()).post_alone(&message).await,
         };
-        // A resend: the messages table's only unique rule a post can break is the sender's
-        // `client_msg_id`. The failed post stored nothing, and the first message stands.
+        // A resend: the only unique rule of the messages table that reaches clients as a
+        // conflict is the sender's `client_msg_id` (a taken message id is a backend error).
+        // The failed post stored nothing, and the first message stands.
         if let Err(StoreError::Conflict(_)) = &posted
             && let Some(client_msg_id) = &message.client_msg_id
             && let Some(first) = self

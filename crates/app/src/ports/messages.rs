@@ -38,7 +38,8 @@ pub enum Posted {
         /// older than the message).
         conversation: Conversation,
         /// Every member, as they stand once the message is stored: the sender's cursors are at
-        /// the message, and everyone else's are as they were read.
+        /// the message, and so are those of the senders of earlier messages stored with it;
+        /// everyone else's are as they were read.
         members: Vec<Member>,
     },
     /// The sender already sent a message with this `client_msg_id`: here it is, unchanged.
@@ -59,7 +60,8 @@ pub trait MessageRepository: Send + Sync {
     /// (`Member::may_post` at `created_at`), takes the conversation's next seq (and moves its
     /// `updated_at`), stores the message with it, and raises the sender's cursors to it; and
     /// reads the conversation with its members for delivery. A repeat of the sender's
-    /// `client_msg_id` stores nothing and returns the first message.
+    /// `client_msg_id` stores nothing and returns the first message, if the sender may still
+    /// post; otherwise it is refused like any other message.
     ///
     /// The check and the write are one step so that a message costs one trip to the store:
     /// reading the membership first, then writing, would take two.

@@ -146,6 +146,7 @@ impl MessageService {
 
         // A resent `client_msg_id` is caught by the store's unique index rather than looked
         // up first: resends are rare, and every send would pay for the lookup.
+        let key = client_msg_id.clone();
         let posted = self
             .messages
             .post(NewMessage {
@@ -167,6 +168,11 @@ impl MessageService {
             Posted::Existing(first) => return Self::repeat(first, conversation_id),
             Posted::NotMember => return Err(AppError::NotFound("conversation")),
             Posted::Muted => {
+                // As over the limit: a resend of a message stored before the mute is answered
+                // with it, so that the client's outbox does not keep a message that went out.
+                if let Some(first) = self.first_copy(sender, key.as_ref()).await? {
+                    return Self::repeat(first, conversation_id);
+                }
                 return Err(AppError::Forbidden(
                     "you are muted in this conversation".into(),
                 ));
@@ -443,12 +449,22 @@ impl MessageService {
             .member(conversation_id, sender)
             .await?
             .ok_or(AppError::NotFound("conversation"))?;
-        if let Some(key) = &client_msg_id
-            && let Some(first) = self.messages.find_by_client_msg_id(sender, key).await?
-        {
+        if let Some(first) = self.first_copy(sender, client_msg_id.as_ref()).await? {
             return Self::repeat(first, conversation_id);
         }
         Err(limited)
+    }
+
+    /// The message `sender` already sent with `client_msg_id`, if any.
+    async fn first_copy(
+        &self,
+        sender: UserId,
+        client_msg_id: Option<&ClientMsgId>,
+    ) -> Result<Option<Message>, AppError> {
+        match client_msg_id {
+            Some(key) => Ok(self.messages.find_by_client_msg_id(sender, key).await?),
+            None => Ok(None),
+        }
     }
 
     /// A `client_msg_id` names one message per sender: reusing it for another conversation is
@@ -771,6 +787,38 @@ mod tests {
             )
             .await;
         assert!(matches!(result, Err(AppError::NotFound("conversation"))));
+    }
+
+    #[tokio::test]
+    async fn a_muted_members_resend_of_a_message_sent_before_the_mute_gets_the_first_copy() {
+        let (ann, conv) = (UserId::generate(), ConversationId::generate());
+        let mut mocks = Mocks::default();
+        mocks.member_of(conv, ann);
+        let first = existing(conv, ann, 1, false);
+        let found = first.clone();
+        mocks
+            .messages
+            .expect_find_by_client_msg_id()
+            .withf(|_, key| key.as_str() == "k")
+            .returning(move |_, _| Ok(Some(found.clone())));
+        mocks
+            .messages
+            .expect_post()
+            .times(1)
+            .returning(|_| Ok(Posted::Muted));
+        mocks.events.expect_publish().never();
+        let sent = mocks
+            .service()
+            .send(ann, input(conv, "hi", Some("k")), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            sent,
+            Sent {
+                message: first,
+                created: false
+            }
+        );
     }
 
     #[tokio::test]
