@@ -30,7 +30,7 @@
 //! returns, so a batch took three round trips instead of one. With its own connection the
 //! writer stored 15–38 % more messages a second at `direct-max`, with less Postgres CPU per
 //! message (BENCHMARKS.md, seventh round). A connection found dead is replaced and the batch
-//! sent again, once.
+//! sent again, once; one left unused for a few seconds goes back to the pool, which tests it.
 //!
 //! If a batch fails (a resent `client_msg_id`, a deadlock with another instance), each of its
 //! messages is retried alone, so one bad message never fails the others.
