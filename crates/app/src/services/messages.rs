@@ -705,12 +705,19 @@ mod tests {
             .expect_post()
             .times(1)
             .returning(move |_| Ok(Posted::Existing(found.clone())));
+        answered_with_first_copy(mocks, ann, input(conv, "hi again", Some("k1")), first).await;
+    }
+
+    /// Sends `input` as `sender`: the answer must be `first`, as it is and not new, and
+    /// nothing may be published.
+    async fn answered_with_first_copy(
+        mut mocks: Mocks,
+        sender: UserId,
+        input: SendInput,
+        first: Message,
+    ) {
         mocks.events.expect_publish().never();
-        let sent = mocks
-            .service()
-            .send(ann, input(conv, "hi again", Some("k1")), None)
-            .await
-            .unwrap();
+        let sent = mocks.service().send(sender, input, None).await.unwrap();
         assert_eq!(
             sent,
             Sent {
@@ -806,19 +813,7 @@ mod tests {
             .expect_post()
             .times(1)
             .returning(|_| Ok(Posted::Muted));
-        mocks.events.expect_publish().never();
-        let sent = mocks
-            .service()
-            .send(ann, input(conv, "hi", Some("k")), None)
-            .await
-            .unwrap();
-        assert_eq!(
-            sent,
-            Sent {
-                message: first,
-                created: false
-            }
-        );
+        answered_with_first_copy(mocks, ann, input(conv, "hi", Some("k")), first).await;
     }
 
     #[tokio::test]
@@ -1188,19 +1183,24 @@ mod tests {
         let (eve, conv) = (UserId::generate(), ConversationId::generate());
         let mut mocks = Mocks::default();
         mocks.members_are(conv, vec![UserId::generate()]);
-        let mut limiter = MockRateLimiter::new();
-        limiter.expect_hit().returning(|_, _| {
-            Ok(RateDecision::Limited {
-                retry_after: std::time::Duration::from_secs(7),
-            })
-        });
-        mocks.limiter = Some(limiter);
+        mocks.limiter = Some(always_limited());
         mocks.messages.expect_post().never();
         let result = mocks
             .service()
             .send(eve, input(conv, "hi", None), None)
             .await;
         assert!(matches!(result, Err(AppError::NotFound("conversation"))));
+    }
+
+    /// A limiter that refuses every send, for 7 s.
+    fn always_limited() -> MockRateLimiter {
+        let mut limiter = MockRateLimiter::new();
+        limiter.expect_hit().returning(|_, _| {
+            Ok(RateDecision::Limited {
+                retry_after: std::time::Duration::from_secs(7),
+            })
+        });
+        limiter
     }
 
     /// Ann sends twice in `conv`: the first send is stored; the second send's answer, which
@@ -1326,26 +1326,13 @@ mod tests {
         let mut mocks = Mocks::default();
         mocks.member_of(conv, ann);
         let first = existing(conv, ann, 1, false);
+        let found = first.clone();
         mocks
             .messages
             .expect_find_by_client_msg_id()
-            .returning(move |_, _| Ok(Some(first.clone())));
-        let mut limiter = MockRateLimiter::new();
-        limiter.expect_hit().returning(|_, _| {
-            Ok(RateDecision::Limited {
-                retry_after: std::time::Duration::from_secs(7),
-            })
-        });
-        mocks.limiter = Some(limiter);
+            .returning(move |_, _| Ok(Some(found.clone())));
+        mocks.limiter = Some(always_limited());
         mocks.messages.expect_post().never();
-        mocks.events.expect_publish().never();
-        assert!(
-            !mocks
-                .service()
-                .send(ann, input(conv, "hi", Some("k")), None)
-                .await
-                .unwrap()
-                .created
-        );
+        answered_with_first_copy(mocks, ann, input(conv, "hi", Some("k")), first).await;
     }
 }
