@@ -169,10 +169,19 @@ async fn write_batches(db: DatabaseConnection, mut incoming: mpsc::Receiver<Pend
                     let _ = answer.send(outcome);
                 }
             }
-            Err(error) if messages.len() > 1 => {
+            Err(error) if messages.len() > 1 && !unreachable(&error) => {
                 tracing::debug!(%error, size = messages.len(), "batch post failed; posting one by one");
                 for (message, answer) in messages.iter().zip(answers) {
                     let _ = answer.send(writer.post_alone(message).await);
+                }
+            }
+            Err(error) if messages.len() > 1 => {
+                // Alone, each message would wait for the same unreachable database in turn.
+                tracing::warn!(error = ?error, size = messages.len(), "the database could not be reached; the batch failed");
+                for answer in answers {
+                    let _ = answer.send(Err(StoreError::Backend(
+                        "the database could not be reached".into(),
+                    )));
                 }
             }
             Err(error) => {
@@ -336,6 +345,22 @@ fn connection_lost(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether `error` says that the database could not be reached at all, rather than that
+/// something in the batch failed. Posting the batch's messages one by one would then only wait
+/// for the same timeout once per message.
+fn unreachable(error: &StoreError) -> bool {
+    let StoreError::Backend(source) = error else {
+        return false;
+    };
+    match source.downcast_ref::<DbErr>() {
+        Some(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
+        Some(
+            DbErr::Query(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error)),
+        ) => connection_lost(error),
+        _ => false,
+    }
+}
+
 /// The seq of each stored message, by id, and each conversation of the batch with its members.
 fn read_result(
     rows: Vec<QueryResult>,
@@ -355,4 +380,34 @@ fn read_result(
         posting::gather(&mut found, member, Some(conversation))?;
     }
     Ok((seqs, found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_database_out_of_reach_fails_a_batch_without_posting_its_messages_one_by_one() {
+        let io = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let out_of_reach = [
+            store_error(DbErr::Conn(RuntimeErr::Internal("refused".into()))),
+            store_error(DbErr::Conn(RuntimeErr::SqlxError(io().into()))),
+            store_error(DbErr::Query(RuntimeErr::SqlxError(io().into()))),
+        ];
+        for error in &out_of_reach {
+            assert!(unreachable(error), "{error:?}");
+        }
+        let in_the_batch = [
+            store_error(DbErr::Query(RuntimeErr::Internal(
+                "deadlock detected".into(),
+            ))),
+            store_error(DbErr::Query(RuntimeErr::SqlxError(
+                sqlx::Error::RowNotFound.into(),
+            ))),
+            StoreError::Conflict("client_msg_id was already used by this sender".into()),
+        ];
+        for error in &in_the_batch {
+            assert!(!unreachable(error), "{error:?}");
+        }
+    }
 }
