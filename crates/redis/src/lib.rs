@@ -9,9 +9,12 @@
 //! - [`RedisPresence`]: who is online, as per-connection entries with a deadline that each
 //!   instance keeps pushing forward; an instance that dies stops doing so, and its users go
 //!   offline for everyone when their deadlines pass.
-//! - [`RedisRateLimiter`]: counters shared by all instances, counted atomically by a script.
+//! - [`RedisRateLimiter`]: counters shared by all instances, counted atomically by a script;
+//!   a sender well under their limit is answered from this instance's picture of the count
+//!   and counted in the background.
 //! - [`RedisProbe`]: `/readyz`'s view of Redis.
 
+mod allowance;
 mod bus;
 mod connection;
 mod deadline;

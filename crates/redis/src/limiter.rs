@@ -2,17 +2,21 @@
 //!
 //! Every message sent counts against its sender's limit, so the count is on the path of every
 //! send. Hits asked for while one script call is under way wait for it and go out together in
-//! the next call: one round trip for all of them, however many sockets are sending. The counts
-//! stay exact across instances; nothing is counted locally.
-
+//! the next call: one round trip for all of them, however many sockets are sending. A sender
+//! well under their limit does not wait even for that: the hit is answered from what this
+//! instance knows of the count ([`crate::allowance`]) and counted in the background. Redis's
+//! count stays the one every instance goes by.
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use confab_app::ports::{RateDecision, RateLimit, RateLimiter, StoreError, StoreResult};
 use fred::types::scripts::Script;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::RedisConnection;
+use crate::allowance::{Allowances, Answer};
 
 /// Counts every key of one batch in one script, so that concurrent hits from any number of
 /// instances can never let more than the limit through: the first hit of a window starts its
@@ -35,14 +39,23 @@ const BATCH: usize = 256;
 /// Hits waiting for the counter task; a full queue makes callers wait for room.
 const QUEUE: usize = 4096;
 
-/// One hit waiting to be counted: its full key, its window, and who wants the answer.
-type Pending = (String, u64, oneshot::Sender<StoreResult<(u64, i64)>>);
+/// One hit waiting to be counted: its full key, its window, and who waits for the answer
+/// (nobody when it was answered locally).
+type Pending = (
+    String,
+    u64,
+    Option<oneshot::Sender<StoreResult<(u64, i64)>>>,
+);
+
+/// This instance's picture of the counts, shared by the callers and the counter task.
+type Shared = Arc<Mutex<Allowances>>;
 
 /// Rate limits shared by every instance.
 #[derive(Debug, Clone)]
 pub struct RedisRateLimiter {
     connection: RedisConnection,
     queue: mpsc::Sender<Pending>,
+    allowances: Shared,
 }
 
 impl RedisRateLimiter {
@@ -50,9 +63,26 @@ impl RedisRateLimiter {
     /// that counts hits in batches.
     pub fn new(connection: RedisConnection) -> Self {
         let (queue, incoming) = mpsc::channel(QUEUE);
-        tokio::spawn(count_batches(connection.clone(), incoming));
-        Self { connection, queue }
+        let allowances = Shared::default();
+        tokio::spawn(count_batches(
+            connection.clone(),
+            incoming,
+            allowances.clone(),
+        ));
+        Self {
+            connection,
+            queue,
+            allowances,
+        }
     }
+}
+
+/// The picture, even if a thread panicked while holding it: it holds plain counts, and a stale
+/// one only sends more hits to Redis.
+fn lock(allowances: &Mutex<Allowances>) -> MutexGuard<'_, Allowances> {
+    allowances
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
@@ -61,9 +91,17 @@ impl RateLimiter for RedisRateLimiter {
         let key = self.connection.key(&format!("rate:{key}"));
         let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX);
         let stopped = || StoreError::Backend("the rate limit counter has stopped".into());
+        let answer = lock(&self.allowances).hit(&key, limit.max, Instant::now());
+        if answer == Answer::Local {
+            self.queue
+                .send((key, window_ms, None))
+                .await
+                .map_err(|_| stopped())?;
+            return Ok(RateDecision::Allowed);
+        }
         let (answer, counted) = oneshot::channel();
         self.queue
-            .send((key, window_ms, answer))
+            .send((key, window_ms, Some(answer)))
             .await
             .map_err(|_| stopped())?;
         let (count, ttl) = counted.await.map_err(|_| stopped())??;
@@ -76,7 +114,11 @@ impl RateLimiter for RedisRateLimiter {
 }
 
 /// Counts queued hits, as many per script call as have queued up, until every limiter is gone.
-async fn count_batches(connection: RedisConnection, mut incoming: mpsc::Receiver<Pending>) {
+async fn count_batches(
+    connection: RedisConnection,
+    mut incoming: mpsc::Receiver<Pending>,
+    allowances: Shared,
+) {
     let script = Script::from_lua(HIT);
     let mut batch = Vec::with_capacity(BATCH);
     while incoming.recv_many(&mut batch, BATCH).await > 0 {
@@ -88,17 +130,39 @@ async fn count_batches(connection: RedisConnection, mut incoming: mpsc::Receiver
             windows.push(window);
             answers.push(answer);
         }
-        match count(&connection, &script, keys, windows).await {
+        let result = count(&connection, &script, keys.clone(), windows).await;
+        let now = Instant::now();
+        match result {
             Ok(counts) => {
+                {
+                    let mut allowances = lock(&allowances);
+                    for (key, (count, ttl)) in keys.iter().zip(&counts) {
+                        allowances.counted(key, *count, *ttl, now);
+                    }
+                }
                 for (answer, counted) in answers.into_iter().zip(counts) {
-                    let _ = answer.send(Ok(counted));
+                    if let Some(answer) = answer {
+                        let _ = answer.send(Ok(counted));
+                    }
                 }
             }
             // The script is all or nothing for anything short of a bug in it, so the error is
-            // everyone's: each caller gets it, and the send fails rather than going uncounted.
+            // everyone's: each waiting caller gets it and decides (the send service lets the
+            // message through and logs it). Hits answered locally have nobody to tell, so the
+            // loss is logged here.
             Err(error) => {
+                {
+                    let mut allowances = lock(&allowances);
+                    for key in &keys {
+                        allowances.lost(key, now);
+                    }
+                }
                 let text = error.to_string();
-                for answer in answers {
+                let unanswered = answers.iter().filter(|answer| answer.is_none()).count();
+                if unanswered > 0 {
+                    tracing::warn!(%error, hits = unanswered, "rate limit hits allowed locally could not be counted");
+                }
+                for answer in answers.into_iter().flatten() {
                     let _ = answer.send(Err(StoreError::Backend(text.clone().into())));
                 }
             }

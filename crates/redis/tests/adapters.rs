@@ -81,6 +81,56 @@ async fn the_rate_limit_holds_across_instances_under_concurrency() {
     );
 }
 
+/// `n` hits on `key`, one after another: how many were allowed.
+async fn allowed_of(limiter: &RedisRateLimiter, key: &str, limit: RateLimit, n: usize) -> usize {
+    let mut allowed = 0;
+    for _ in 0..n {
+        if limiter.hit(key, limit).await.unwrap() == RateDecision::Allowed {
+            allowed += 1;
+        }
+    }
+    allowed
+}
+
+#[tokio::test]
+async fn one_instance_keeps_the_limit_exact_while_it_answers_hits_itself() {
+    let prefix = unique_prefix();
+    let Some(connection) = instance(&prefix, "i1").await else {
+        return;
+    };
+    let limiter = RedisRateLimiter::new(connection);
+    let limit = RateLimit::per_minute(10);
+    // Hits 2 to 5 are answered without waiting for Redis; the rest wait for its count.
+    assert_eq!(allowed_of(&limiter, "send:direct:ann", limit, 10).await, 10);
+    let RateDecision::Limited { retry_after } =
+        limiter.hit("send:direct:ann", limit).await.unwrap()
+    else {
+        panic!("the eleventh hit in the window must be refused");
+    };
+    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn hits_answered_by_one_instance_count_against_the_limit_on_another() {
+    let prefix = unique_prefix();
+    let (Some(first), Some(second)) =
+        (instance(&prefix, "i1").await, instance(&prefix, "i2").await)
+    else {
+        return;
+    };
+    let (one, two) = (RedisRateLimiter::new(first), RedisRateLimiter::new(second));
+    let limit = RateLimit::per_minute(20);
+    // Most of these ten are answered by the first instance itself and counted in the
+    // background; the eleventh is past half the limit, so it waits for Redis, whose count by
+    // then includes every hit queued before it.
+    assert_eq!(allowed_of(&one, "send:group:ann", limit, 11).await, 11);
+    assert_eq!(
+        allowed_of(&two, "send:group:ann", limit, 10).await,
+        9,
+        "the second instance sees the first one's eleven hits"
+    );
+}
+
 #[tokio::test]
 async fn hits_counted_together_keep_each_keys_own_count_and_limit() {
     let prefix = unique_prefix();

@@ -36,7 +36,9 @@ pub enum RateDecision {
     },
 }
 
-/// Counts events per key in windows, atomically even when many instances count at once.
+/// Counts events per key in windows, one count shared by every instance. On one instance a
+/// limit is exact; an implementation that answers some hits from a local picture of the count
+/// may let a limit be passed when hits race on several instances, and documents by how much.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
