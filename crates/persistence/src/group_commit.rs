@@ -233,28 +233,6 @@ impl Writer {
             .unwrap_or_else(|| Err(StoreError::Backend("a post had no outcome".into())))
     }
 
-    /// The answer for `message`, read back, when its id is taken: it was stored by a batch
-    /// whose answer was lost with its connection, and which was sent again. The members are
-    /// read as they stand now, with the sender's cursors at or past the message.
-    async fn answer_stored(&self, message: &NewMessage) -> StoreResult<Posted> {
-        let stored = messages::Entity::find_by_id(message.id.as_uuid())
-            .one(&self.db)
-            .await
-            .map_err(store_error)?
-            .filter(|row| {
-                row.conversation_id == message.conversation_id.as_uuid()
-                    && row.sender_id == message.sender_id.as_uuid()
-            })
-            .ok_or_else(|| {
-                StoreError::Backend(
-                    format!("message id {} is taken by another message", message.id).into(),
-                )
-            })?;
-        let id = message.conversation_id;
-        let mut found = posting::load(&self.db, &[id]).await?;
-        posting::outcome(message.clone(), Some(stored.seq), found.get_mut(&id))
-    }
-
     /// Posts `messages`, all in one commit: on Postgres one statement, elsewhere one
     /// transaction.
     async fn post_batch(&mut self, messages: &[NewMessage]) -> Batch {
@@ -286,7 +264,7 @@ impl Writer {
             // Only alone can a message be told apart from the rest of a lost batch: a batch
             // fails as a whole, and is then posted one by one.
             Err(error) if messages.len() == 1 && message_id_taken(&error) => {
-                return Ok(vec![self.answer_stored(&messages[0]).await]);
+                return Ok(vec![answer_stored(&self.db, &messages[0]).await]);
             }
             Err(error) => return Err(store_error(error)),
         };
@@ -358,6 +336,32 @@ impl Writer {
             }
         }
     }
+}
+
+/// The answer for `message`, read back, when its id is taken: it was stored by a batch whose
+/// answer was lost with its connection, and which was sent again. The members are read as
+/// they stand now, with the sender's cursors at or past the message; in the moments since the
+/// lost answer, someone may have joined (and gets the message as new) or left.
+pub(crate) async fn answer_stored(
+    db: &DatabaseConnection,
+    message: &NewMessage,
+) -> StoreResult<Posted> {
+    let stored = messages::Entity::find_by_id(message.id.as_uuid())
+        .one(db)
+        .await
+        .map_err(store_error)?
+        .filter(|row| {
+            row.conversation_id == message.conversation_id.as_uuid()
+                && row.sender_id == message.sender_id.as_uuid()
+        })
+        .ok_or_else(|| {
+            StoreError::Backend(
+                format!("message id {} is taken by another message", message.id).into(),
+            )
+        })?;
+    let id = message.conversation_id;
+    let mut found = posting::load(db, &[id]).await?;
+    posting::outcome(message.clone(), Some(stored.seq), found.get_mut(&id))
 }
 
 /// What sea-orm makes of a failed query, so that one error mapping reads both.

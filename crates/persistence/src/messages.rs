@@ -16,7 +16,7 @@ use sea_orm::{
 use crate::convert;
 use crate::entities::{conversation_members, conversations, messages};
 use crate::error::{roll_back, store_error};
-use crate::group_commit::{Batch, GroupCommit, Writer};
+use crate::group_commit::{Batch, GroupCommit, Writer, answer_stored};
 use crate::posting;
 
 /// Messages, in the `messages` table.
@@ -152,14 +152,21 @@ impl MessageRepository for SqlMessageRepository {
             None => Writer::new(self.db.clone()).post_alone(&message).await,
         };
         // A resend: the only unique rule of the messages table that reaches clients as a
-        // conflict is the sender's `client_msg_id` (a taken message id is a backend error).
-        // The failed post stored nothing, and the first message stands.
+        // conflict is the sender's `client_msg_id`. The failed post stored nothing, and the
+        // first message stands.
         if let Err(StoreError::Conflict(_)) = &posted
             && let Some(client_msg_id) = &message.client_msg_id
             && let Some(first) = self
                 .find_by_client_msg_id(message.sender_id, client_msg_id)
                 .await?
         {
+            // Unless the first message is this very one, stored by a batch whose answer was
+            // lost with its connection (see `answer_stored`): Postgres may report the
+            // `client_msg_id` index rather than the taken id, and this send must still be
+            // answered, and published, as the one that created it.
+            if first.id == message.id {
+                return answer_stored(&self.db, &message).await;
+            }
             return Ok(Posted::Existing(first));
         }
         posted

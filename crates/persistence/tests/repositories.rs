@@ -978,39 +978,43 @@ async fn a_batch_sent_again_after_it_committed_is_answered_with_what_it_stored()
         return;
     }
     let (ann, bob) = (store.user("ann").await, store.user("bob").await);
-    let group = store.group(&ann, &[&bob], now()).await;
-    let draft = text(group.id, ann.id, "sent once", None);
-    let Posted::Created { message: first, .. } = store.messages.post(draft.clone()).await.unwrap()
-    else {
-        panic!("a member's send creates");
-    };
+    // With a `client_msg_id`, Postgres may report either unique index: the answer is the same.
+    for client_msg_id in [None, Some("resent-1")] {
+        let group = store.group(&ann, &[&bob], now()).await;
+        let draft = text(group.id, ann.id, "sent once", client_msg_id);
+        let Posted::Created { message: first, .. } =
+            store.messages.post(draft.clone()).await.unwrap()
+        else {
+            panic!("a member's send creates");
+        };
 
-    // Sent again beside a new message, so that both go through the batch statement together.
-    let (again, next) = tokio::join!(
-        store.messages.post(draft.clone()),
-        store.messages.post(text(group.id, bob.id, "new", None))
-    );
+        // Sent again beside a new message, so that both go through the batch statement together.
+        let (again, next) = tokio::join!(
+            store.messages.post(draft.clone()),
+            store.messages.post(text(group.id, bob.id, "new", None))
+        );
 
-    let Posted::Created {
-        message, members, ..
-    } = again.unwrap()
-    else {
-        panic!("the stored message is answered as stored");
-    };
-    assert_eq!(message, first);
-    let ann_cursor = members.iter().find(|m| m.user_id == ann.id).unwrap();
-    assert_eq!(ann_cursor.read_seq, Seq::new(1));
-    let Posted::Created { message: next, .. } = next.unwrap() else {
-        panic!("the message beside it is stored");
-    };
-    assert_eq!(next.seq, Seq::new(2), "the resent message took no seq");
-    let stored = store
-        .messages
-        .page(group.id, page(None, None, 10))
-        .await
-        .unwrap();
-    assert_eq!(stored.messages, vec![first, next]);
-    assert_eq!(store.conversation(group.id).await.last_seq, Seq::new(2));
+        let Posted::Created {
+            message, members, ..
+        } = again.unwrap()
+        else {
+            panic!("the stored message is answered as stored ({client_msg_id:?})");
+        };
+        assert_eq!(message, first);
+        let ann_cursor = members.iter().find(|m| m.user_id == ann.id).unwrap();
+        assert_eq!(ann_cursor.read_seq, Seq::new(1));
+        let Posted::Created { message: next, .. } = next.unwrap() else {
+            panic!("the message beside it is stored");
+        };
+        assert_eq!(next.seq, Seq::new(2), "the resent message took no seq");
+        let stored = store
+            .messages
+            .page(group.id, page(None, None, 10))
+            .await
+            .unwrap();
+        assert_eq!(stored.messages, vec![first, next]);
+        assert_eq!(store.conversation(group.id).await.last_seq, Seq::new(2));
+    }
 }
 
 #[tokio::test]

@@ -6,17 +6,21 @@
 //! Redis last gave for a key (which includes every instance's hits), when its window ends, and
 //! this instance's hits that Redis has not counted yet.
 //!
-//! A hit is answered here only while it keeps the key at or under half its limit by that
-//! picture. On one instance the picture is exact (every uncounted hit is its own), so the limit
-//! is exact. With several instances, each one's picture misses the others' hits since its last
-//! answer from Redis; the limit still holds unless hits race on several instances within one
-//! round trip, and then it is passed by at most half the limit per other instance. A key never
-//! counted here, or whose window has ended, always waits for Redis.
+//! A hit is answered here only while the picture is fresh (Redis counted a hit on the key less
+//! than [`FRESH`] ago) and the hit keeps the key at or under half its limit by it. On one
+//! instance the picture is exact (every uncounted hit is its own), so the limit is exact. With
+//! several instances, each one's picture misses the others' hits since Redis last answered it:
+//! the limit can then be passed, by at most half of it per other instance, but only by a key
+//! hit on several instances within that time, such as a sender on two devices at once. A key
+//! not counted lately, whose window has ended, or whose last count was lost waits for Redis.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// How long a count from Redis may be gone by before this instance stops answering from it.
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
 
 /// Past this many keys, keys whose window has ended are dropped, so that memory follows the
 /// senders active in the current windows rather than every sender ever seen.
@@ -46,6 +50,8 @@ struct Known {
     counted: u64,
     /// When that count's window ends.
     window_ends: Instant,
+    /// When Redis gave that count.
+    learned: Instant,
     /// Hits of this instance on their way to Redis, answered or not.
     uncounted: u64,
 }
@@ -69,6 +75,7 @@ impl Allowances {
                 Known {
                     counted: 0,
                     window_ends: now,
+                    learned: now,
                     uncounted: 1,
                 },
             );
@@ -79,7 +86,8 @@ impl Allowances {
             .saturating_add(known.uncounted)
             .saturating_add(1);
         let within_half = after.saturating_mul(2) <= u64::from(max);
-        let answer = if known.window_ends > now && within_half {
+        let fresh = now < known.learned + FRESH;
+        let answer = if known.window_ends > now && fresh && within_half {
             Answer::Local
         } else {
             Answer::Ask
@@ -95,16 +103,18 @@ impl Allowances {
         if let Some(known) = self.keys.get_mut(key) {
             known.counted = count;
             known.window_ends = now + ttl;
+            known.learned = now;
             known.uncounted = known.uncounted.saturating_sub(1);
         }
         self.sweep(now);
     }
 
-    /// A hit on `key` got no answer from Redis: whether it was counted is unknown, so the key
-    /// forgets it, and its next hit waits for Redis once its window is over.
+    /// A hit on `key` got no answer from Redis: whether it was counted is unknown, so the
+    /// picture is no longer trusted, and the key's hits wait for Redis until it counts one.
     pub(crate) fn lost(&mut self, key: &str, now: Instant) {
         if let Some(known) = self.keys.get_mut(key) {
             known.uncounted = known.uncounted.saturating_sub(1);
+            known.window_ends = now;
         }
         self.sweep(now);
     }
@@ -221,22 +231,35 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_answer_frees_its_place_but_says_nothing_of_the_count() {
+    fn after_a_lost_answer_the_key_waits_for_redis_until_it_counts_again() {
         let mut allowances = Allowances::default();
         let now = Instant::now();
-        allowances.hit("ann", 4, now);
+        allowances.hit("ann", 20, now);
         allowances.counted("ann", 1, WINDOW_MS, now);
-        assert_eq!(allowances.hit("ann", 4, now), Answer::Local);
-        assert_eq!(allowances.hit("ann", 4, now), Answer::Ask, "1 + 1 + 1 > 2");
+        assert_eq!(allowances.hit("ann", 20, now), Answer::Local);
+        // Redis may have counted it or not: the picture could be short of the real count.
         allowances.lost("ann", now);
+        assert_eq!(allowances.hit("ann", 20, now), Answer::Ask);
+        allowances.counted("ann", 3, WINDOW_MS, now);
+        assert_eq!(allowances.hit("ann", 20, now), Answer::Local);
+    }
+
+    #[test]
+    fn a_count_older_than_fresh_waits_for_redis() {
+        let mut allowances = Allowances::default();
+        let start = Instant::now();
+        allowances.hit("ann", 20, start);
+        allowances.counted("ann", 1, WINDOW_MS, start);
         assert_eq!(
-            allowances.hit("ann", 4, now),
-            Answer::Ask,
-            "still 1 + 1 + 1"
+            allowances.hit("ann", 20, start + FRESH - Duration::from_millis(1)),
+            Answer::Local
         );
-        allowances.lost("ann", now);
-        allowances.lost("ann", now);
-        assert_eq!(allowances.hit("ann", 4, now), Answer::Local);
+        allowances.counted("ann", 2, WINDOW_MS, start);
+        assert_eq!(
+            allowances.hit("ann", 20, start + FRESH),
+            Answer::Ask,
+            "other instances may have counted since"
+        );
     }
 
     #[test]

@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use crate::RedisConnection;
 use crate::allowance::{Allowances, Answer};
 
-/// Counts every key of one batch in one script, so that concurrent hits from any number of
-/// instances can never let more than the limit through: the first hit of a window starts its
-/// expiry. Returns each key's count and remaining time, in order, flattened.
+/// Counts every key of one batch in one script, so that hits waiting for it, from any number
+/// of instances, never let more than the limit through (hits answered locally are bounded as
+/// [`crate::allowance`] says): the first hit of a window starts its expiry. Returns each key's count and remaining time, in order, flattened.
 const HIT: &str = r"
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -91,19 +91,20 @@ impl RateLimiter for RedisRateLimiter {
         let key = self.connection.key(&format!("rate:{key}"));
         let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX);
         let stopped = || StoreError::Backend("the rate limit counter has stopped".into());
-        let answer = lock(&self.allowances).hit(&key, limit.max, Instant::now());
-        if answer == Answer::Local {
-            self.queue
-                .send((key, window_ms, None))
-                .await
-                .map_err(|_| stopped())?;
+        let permit = self.queue.reserve().await.map_err(|_| stopped())?;
+        let (answer, counted) = oneshot::channel();
+        // The picture takes the hit and the queue gets it under one lock, with room already
+        // reserved: hits reach Redis in the order the picture saw them, and a caller that
+        // gives up while waiting for room leaves no hit in the picture that Redis never gets.
+        let local = {
+            let mut allowances = lock(&self.allowances);
+            let local = allowances.hit(&key, limit.max, Instant::now()) == Answer::Local;
+            permit.send((key, window_ms, (!local).then_some(answer)));
+            local
+        };
+        if local {
             return Ok(RateDecision::Allowed);
         }
-        let (answer, counted) = oneshot::channel();
-        self.queue
-            .send((key, window_ms, Some(answer)))
-            .await
-            .map_err(|_| stopped())?;
         let (count, ttl) = counted.await.map_err(|_| stopped())??;
         if count > u64::from(limit.max) {
             let retry_after = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));

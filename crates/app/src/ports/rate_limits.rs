@@ -38,7 +38,8 @@ pub enum RateDecision {
 
 /// Counts events per key in windows, one count shared by every instance. On one instance a
 /// limit is exact; an implementation that answers some hits from a local picture of the count
-/// may let a limit be passed when hits race on several instances, and documents by how much.
+/// may let a limit be passed when one key is hit on several instances close together, and
+/// documents by how much and how close.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
