@@ -494,3 +494,31 @@ async fn sending_faster_than_the_limit_is_rate_limited_with_retry_after() {
     let (status, _) = app.send_message(&ann, group.id, "in the group", None).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+/// With Redis, a sender well under their limit is let through before Redis has counted the
+/// message (the count follows in the background): the limit must still hold to the message.
+#[tokio::test]
+async fn the_limit_holds_to_the_message_for_a_sender_who_starts_well_under_it() {
+    let app =
+        TestApp::spawn_configured(SocketConfig::default(), &["--rate-direct-per-min", "10"]).await;
+    let ann = app.signup("ann").await;
+    let bob = app.signup("bob").await;
+    let (_, with_bob) = app.open_direct(&ann, &bob).await;
+
+    for i in 1..=10 {
+        let (status, _) = app
+            .send_message(&ann, with_bob.id, &format!("message {i}"), None)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "message {i} of 10");
+    }
+    let response = app
+        .send_message_raw(&ann, with_bob.id, &json!({"body": "eleven"}))
+        .await;
+    expect_error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+    )
+    .await;
+    assert_eq!(app.conversation(&ann, with_bob.id).await.last_seq, 10);
+}
