@@ -6,6 +6,7 @@
 //! well under their limit does not wait even for that: the hit is answered from what this
 //! instance knows of the count ([`crate::allowance`]) and counted in the background. Redis's
 //! count stays the one every instance goes by.
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ use crate::allowance::{Allowances, Answer};
 
 /// Counts every key of one batch in one script, so that hits waiting for it, from any number
 /// of instances, never let more than the limit through (hits answered locally are bounded as
-/// [`crate::allowance`] says): the first hit of a window starts its expiry. Returns each key's count and remaining time, in order, flattened.
+/// [`crate::allowance`] says): the first hit of a window starts its expiry. Returns each key's
+/// count and remaining time, in order, flattened.
 const HIT: &str = r"
 local out = {}
 for i, key in ipairs(KEYS) do
