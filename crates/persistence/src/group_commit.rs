@@ -32,7 +32,8 @@
 //! message (BENCHMARKS.md, seventh round). A connection found dead is replaced and the batch
 //! sent again, once; one left unused for a few seconds goes back to the pool, which tests it.
 //! A lost batch may have committed before its answer could come back: sent again, it then
-//! finds its message ids taken, and each message is answered from what was stored.
+//! fails on its taken message ids, and the repository answers each message from what was
+//! stored.
 //!
 //! If a batch fails (a resent `client_msg_id`, a deadlock with another instance), each of its
 //! messages is retried alone, so one bad message never fails the others.
@@ -43,14 +44,11 @@ use std::time::{Duration, Instant};
 use confab_app::ports::{NewMessage, Posted, StoreError, StoreResult};
 use confab_domain::ConversationId;
 use sea_orm::sqlx::{self, Postgres, pool::PoolConnection};
-use sea_orm::{
-    DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryResult, RuntimeErr,
-    SqlErr,
-};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, FromQueryResult, QueryResult, RuntimeErr};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::entities::{conversation_members, conversations, messages};
+use crate::entities::{conversation_members, conversations};
 use crate::error::store_error;
 use crate::linger::linger;
 use crate::messages::post_in_transaction;
@@ -259,15 +257,10 @@ impl Writer {
                 })
             })
             .collect();
-        let rows = match self.query(&serde_json::Value::Array(rows)).await {
-            Ok(rows) => rows,
-            // Only alone can a message be told apart from the rest of a lost batch: a batch
-            // fails as a whole, and is then posted one by one.
-            Err(error) if messages.len() == 1 && message_id_taken(&error) => {
-                return Ok(vec![answer_stored(&self.db, &messages[0]).await]);
-            }
-            Err(error) => return Err(store_error(error)),
-        };
+        let rows = self
+            .query(&serde_json::Value::Array(rows))
+            .await
+            .map_err(store_error)?;
         // The statement is committed: from here on, a failure is told to the messages and never
         // makes the batch be tried again.
         let (seqs, mut found) = match read_result(rows) {
@@ -295,7 +288,7 @@ impl Writer {
     /// Runs `POST_BATCH` on the writer's connection. A connection that Postgres or the
     /// network has dropped is replaced, and the batch sent once more on the new one. That
     /// never stores a message twice: if the lost batch had committed, its messages' ids are
-    /// taken and the second send fails; posted one by one, each is then answered from what
+    /// taken and the second send fails; the repository then answers each message from what
     /// was stored.
     async fn query(&mut self, batch: &serde_json::Value) -> Result<Vec<QueryResult>, DbErr> {
         if self.last_used.elapsed() > IDLE_RECHECK {
@@ -338,32 +331,6 @@ impl Writer {
     }
 }
 
-/// The answer for `message`, read back, when its id is taken: it was stored by a batch whose
-/// answer was lost with its connection, and which was sent again. The members are read as
-/// they stand now, with the sender's cursors at or past the message; in the moments since the
-/// lost answer, someone may have joined (and gets the message as new) or left.
-pub(crate) async fn answer_stored(
-    db: &DatabaseConnection,
-    message: &NewMessage,
-) -> StoreResult<Posted> {
-    let stored = messages::Entity::find_by_id(message.id.as_uuid())
-        .one(db)
-        .await
-        .map_err(store_error)?
-        .filter(|row| {
-            row.conversation_id == message.conversation_id.as_uuid()
-                && row.sender_id == message.sender_id.as_uuid()
-        })
-        .ok_or_else(|| {
-            StoreError::Backend(
-                format!("message id {} is taken by another message", message.id).into(),
-            )
-        })?;
-    let id = message.conversation_id;
-    let mut found = posting::load(db, &[id]).await?;
-    posting::outcome(message.clone(), Some(stored.seq), found.get_mut(&id))
-}
-
 /// What sea-orm makes of a failed query, so that one error mapping reads both.
 fn query_error(error: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(error.into()))
@@ -381,16 +348,10 @@ fn connection_lost(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Whether `error` is a message's id already being stored. Ids are generated for each send,
-/// so that only happens to a batch sent again after its connection was lost.
-fn message_id_taken(error: &DbErr) -> bool {
-    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("\"messages_pkey\""))
-}
-
 /// Whether `error` says that the database could not be reached at all, rather than that
-/// something in the batch failed. Posting the batch's messages one by one would then only wait
-/// for the same timeout once per message.
-fn unreachable(error: &StoreError) -> bool {
+/// something in the batch failed. Posting the batch's messages one by one, or reading back
+/// whether a message was stored, would then only wait for the same timeout again.
+pub(crate) fn unreachable(error: &StoreError) -> bool {
     let StoreError::Backend(source) = error else {
         return false;
     };

@@ -16,7 +16,7 @@ use sea_orm::{
 use crate::convert;
 use crate::entities::{conversation_members, conversations, messages};
 use crate::error::{roll_back, store_error};
-use crate::group_commit::{Batch, GroupCommit, Writer, answer_stored};
+use crate::group_commit::{Batch, GroupCommit, Writer, unreachable};
 use crate::posting;
 
 /// Messages, in the `messages` table.
@@ -144,6 +144,30 @@ async fn post_in(txn: &DatabaseTransaction, message: &NewMessage) -> StoreResult
     posting::outcome(message.clone(), seq, found.as_mut())
 }
 
+/// `message` as stored, if it is: then by a batch whose answer was lost with its connection
+/// and which was sent again. The members are read as they stand now, with the sender's cursors
+/// at or past the message; in the moments since the lost answer, someone may have joined (and
+/// gets the message as new) or left.
+async fn posted_before(
+    db: &DatabaseConnection,
+    message: &NewMessage,
+) -> StoreResult<Option<Posted>> {
+    let stored = messages::Entity::find_by_id(message.id.as_uuid())
+        .one(db)
+        .await
+        .map_err(store_error)?
+        .filter(|row| {
+            row.conversation_id == message.conversation_id.as_uuid()
+                && row.sender_id == message.sender_id.as_uuid()
+        });
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let id = message.conversation_id;
+    let mut found = posting::load(db, &[id]).await?;
+    posting::outcome(message.clone(), Some(stored.seq), found.get_mut(&id)).map(Some)
+}
+
 #[async_trait]
 impl MessageRepository for SqlMessageRepository {
     async fn post(&self, message: NewMessage) -> StoreResult<Posted> {
@@ -151,25 +175,32 @@ impl MessageRepository for SqlMessageRepository {
             Some(group_commit) => group_commit.post(message.clone()).await,
             None => Writer::new(self.db.clone()).post_alone(&message).await,
         };
+        let Err(error) = posted else {
+            return posted;
+        };
+        // This very message may be stored already: the Postgres writer sends a batch again
+        // when its connection is lost, and the lost batch may have committed. The resend then
+        // fails on a unique index (the message id's, or the `client_msg_id`'s), yet this send
+        // created the message and must be answered, and published, as such. A failed read
+        // here changes nothing: the post's own error stands. A database out of reach is not
+        // asked again, so that a send in an outage does not wait for it twice.
+        if !unreachable(&error)
+            && let Ok(Some(stored)) = posted_before(&self.db, &message).await
+        {
+            return Ok(stored);
+        }
         // A resend: the only unique rule of the messages table that reaches clients as a
         // conflict is the sender's `client_msg_id`. The failed post stored nothing, and the
         // first message stands.
-        if let Err(StoreError::Conflict(_)) = &posted
+        if let StoreError::Conflict(_) = &error
             && let Some(client_msg_id) = &message.client_msg_id
             && let Some(first) = self
                 .find_by_client_msg_id(message.sender_id, client_msg_id)
                 .await?
         {
-            // Unless the first message is this very one, stored by a batch whose answer was
-            // lost with its connection (see `answer_stored`): Postgres may report the
-            // `client_msg_id` index rather than the taken id, and this send must still be
-            // answered, and published, as the one that created it.
-            if first.id == message.id {
-                return answer_stored(&self.db, &message).await;
-            }
             return Ok(Posted::Existing(first));
         }
-        posted
+        Err(error)
     }
 
     async fn find_by_client_msg_id(
